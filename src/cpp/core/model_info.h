@@ -1,0 +1,43 @@
+// What a model says about itself; filled by the engines, read by the bindings.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "dtype.h"
+
+namespace hbm {
+
+struct QuantInfo {
+  QuantType type = QuantType::NONE;
+  std::vector<float> scale;
+  std::vector<int32_t> zero_point;
+  int32_t axis = 0;
+};
+
+struct TensorInfo {
+  std::string name;
+  std::string desc;
+  DataType dtype = DataType::F32;
+  std::vector<int64_t> shape;    // -1 = dynamic dim
+  std::vector<int64_t> strides;  // bytes, outermost first; -1 = filled at run time
+  QuantInfo quant;
+
+  bool has_dynamic_dims() const;
+  // Dense byte strides of a concrete shape with this tensor's element size.
+  std::vector<int64_t> dense_strides(const std::vector<int64_t>& concrete_shape) const;
+};
+
+struct ModelInfo {
+  std::string name;
+  std::string desc;
+  std::string file;       // path as the user gave it
+  std::string file_desc;  // description of that file (hbm_descs)
+  std::vector<TensorInfo> inputs;
+  std::vector<TensorInfo> outputs;
+};
+
+// "[1, 3, 224, 224]" for messages, or "(1, 3, 224, 224)" as numpy prints shapes.
+std::string format_shape(const std::vector<int64_t>& shape, bool as_tuple = false);
+
+}  // namespace hbm

@@ -1,0 +1,87 @@
+// A set of loaded models (possibly from several engines) and how they are run.
+#pragma once
+#include <condition_variable>
+#include <cstddef>
+#include <exception>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "engine.h"
+#include "sched_params.h"
+
+namespace hbm {
+
+class Runtime {
+ public:
+  struct Request {
+    size_t model = 0;
+    std::vector<InputView> inputs;  // in the model's input order
+  };
+  struct Result {
+    std::vector<OutputTensor> outputs;  // in the model's output order
+    ModelTimings timings;
+  };
+  using Done = std::function<void(std::vector<Result>* results, std::exception_ptr error)>;
+
+  // Loads every file; all files of one engine load together. `engine` forces an engine.
+  explicit Runtime(const std::vector<std::string>& files, std::string_view engine = {});
+  ~Runtime();
+  Runtime(const Runtime&) = delete;
+  Runtime& operator=(const Runtime&) = delete;
+
+  size_t model_count() const { return infos_.size(); }
+  const ModelInfo& info(size_t model) const { return infos_[model]; }
+  std::optional<size_t> find(std::string_view model_name) const;
+  // Throws InvalidArgument naming the known models.
+  size_t index_of(std::string_view model_name) const;
+  // Throws InvalidArgument naming the model's inputs.
+  size_t input_index(size_t model, std::string_view input_name) const;
+  std::string model_list() const;  // "'a', 'b'"
+  const std::vector<std::pair<std::string, std::string>>& file_descs() const { return file_descs_; }
+  std::vector<std::string> engine_names() const;
+
+  SchedParams sched(size_t model) const;
+  // Validates every entry first; applies all or nothing.
+  void set_sched(const std::vector<std::pair<size_t, SchedParams>>& updates);
+
+  // Checks dtypes and shapes of one request against the model (InvalidArgument otherwise).
+  void validate(const Request& request) const;
+
+  // Runs the requests (each a different model) in parallel; blocks until all are done.
+  std::vector<Result> run(std::vector<Request> requests);
+  // Same, but returns at once; `done` is called exactly once, from any thread.
+  void run_async(std::vector<Request> requests, Done done);
+
+  // Writable engine-owned input memory of a model (empty when the engine has none).
+  std::vector<OutputTensor> input_buffers(size_t model);
+
+  // Cancels queued work, waits for running work, releases the models. Idempotent.
+  void close();
+  bool closed() const;
+
+ private:
+  struct Batch;
+  void check_open() const;
+  void begin_flight();
+  void end_flight();
+  void launch(std::shared_ptr<Batch> batch, std::vector<Request>& requests);
+  std::shared_ptr<Model> model_ptr(size_t model) const;
+
+  std::vector<ModelInfo> infos_;
+  std::vector<Engine*> engines_;
+  std::vector<std::pair<std::string, std::string>> file_descs_;
+
+  mutable std::mutex mu_;
+  std::condition_variable idle_cv_;
+  std::vector<std::shared_ptr<Model>> models_;  // emptied by close()
+  std::vector<SchedParams> sched_;
+  int in_flight_ = 0;
+  bool closed_ = false;
+};
+
+}  // namespace hbm

@@ -1,0 +1,20 @@
+// Per-model scheduling parameters, as the seed defines them.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+namespace hbm {
+
+struct SchedParams {
+  int32_t priority = 0;            // 0..255, higher first
+  int64_t custom_id = 0;           // smaller first among equal priority
+  std::vector<int32_t> bpu_cores{-1};  // core ids, or {-1} = any
+  int32_t device_id = 0;
+};
+
+// Bit n set = core n allowed. kAnyCore = every core.
+using CoreMask = uint64_t;
+inline constexpr CoreMask kAnyCore = ~CoreMask{0};
+CoreMask core_mask(const std::vector<int32_t>& cores);
+
+}  // namespace hbm

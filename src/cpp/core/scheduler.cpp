@@ -1,0 +1,209 @@
+#include "scheduler.h"
+
+#include <cstdlib>
+#include <string>
+
+#include "errors.h"
+
+namespace hbm {
+
+Scheduler::Scheduler(int cores) : cores_(kMaxCores) {
+  configured_ = cores < 1 ? 1 : (cores > kMaxCores ? kMaxCores : cores);
+}
+
+Scheduler::~Scheduler() { shutdown(); }
+
+Scheduler& Scheduler::instance() {
+  // Never destroyed: worker threads may outlive static destruction order otherwise.
+  // The bindings call shutdown() at interpreter exit.
+  static Scheduler* s = new Scheduler(default_cores());
+  return *s;
+}
+
+int Scheduler::default_cores() {
+  if (const char* env = std::getenv("HBM_RUNTIME_HOST_CORES")) {
+    char* end = nullptr;
+    long n = std::strtol(env, &end, 10);
+    if (end != env && *end == '\0' && n >= 1 && n <= kMaxCores) return static_cast<int>(n);
+  }
+  unsigned n = std::thread::hardware_concurrency();
+  return n == 0 ? 1 : static_cast<int>(n > kMaxCores ? kMaxCores : n);
+}
+
+int Scheduler::cores() const {
+  std::lock_guard lock(mu_);
+  return configured_;
+}
+
+void Scheduler::set_cores(int n) {
+  if (n < 1 || n > kMaxCores)
+    throw InvalidArgument("host core count must be in 1.." + std::to_string(kMaxCores) +
+                          ", got " + std::to_string(n));
+  std::lock_guard resize(resize_mu_);
+  std::vector<Entry*> orphans;
+  int old_started;
+  {
+    std::lock_guard lock(mu_);
+    old_started = started_;
+    configured_ = n;
+    const CoreMask usable = n >= 64 ? kAnyCore : ((CoreMask{1} << n) - 1);
+    for (auto it = queue_.begin(); it != queue_.end();) {
+      if (((*it)->task.mask & usable) == 0) {
+        orphans.push_back(*it);
+        it = queue_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    if (old_started > n) {
+      for (int c = n; c < old_started; ++c) cores_[c].stop = true;
+      started_ = n;
+    } else if (old_started > 0) {
+      start_workers_locked();
+    }
+  }
+  cv_.notify_all();
+  if (old_started > n) stop_workers(n, old_started);
+  cancel_entries(orphans, std::make_exception_ptr(InvalidArgument(
+                              "task cancelled: it is bound to host cores that no longer exist "
+                              "(host cores now " + std::to_string(n) + ")")));
+}
+
+void Scheduler::start_workers_locked() {
+  for (int c = started_; c < configured_; ++c) {
+    cores_[c].stop = false;
+    cores_[c].worker = std::thread([this, c] { worker_loop(c); });
+  }
+  started_ = configured_;
+}
+
+void Scheduler::stop_workers(int from, int to) {
+  for (int c = from; c < to; ++c)
+    if (cores_[c].worker.joinable()) cores_[c].worker.join();
+  std::lock_guard lock(mu_);
+  for (int c = from; c < to; ++c) cores_[c].stop = false;
+}
+
+void Scheduler::submit(Task task) {
+  {
+    std::lock_guard lock(mu_);
+    if (started_ < configured_ && !joining_) start_workers_locked();
+    queue_.insert(new Entry{std::move(task), next_seq_++});
+  }
+  cv_.notify_all();
+}
+
+size_t Scheduler::queued() const {
+  std::lock_guard lock(mu_);
+  return queue_.size();
+}
+
+int Scheduler::claim_idle_core(CoreMask mask) {
+  std::lock_guard lock(mu_);
+  if (!queue_.empty()) return -1;
+  for (int c = 0; c < configured_; ++c) {
+    if ((mask >> c & 1) && !cores_[c].busy) {
+      cores_[c].busy = true;
+      ++running_;
+      return c;
+    }
+  }
+  return -1;
+}
+
+void Scheduler::release_core(int core) {
+  {
+    std::lock_guard lock(mu_);
+    cores_[core].busy = false;
+    --running_;
+  }
+  cv_.notify_all();
+  idle_cv_.notify_all();
+}
+
+std::set<Scheduler::Entry*, Scheduler::Order>::iterator Scheduler::eligible_for(int core) {
+  for (auto it = queue_.begin(); it != queue_.end(); ++it)
+    if ((*it)->task.mask >> core & 1) return it;
+  return queue_.end();
+}
+
+void Scheduler::worker_loop(int core) {
+  std::unique_lock lock(mu_);
+  while (true) {
+    auto it = queue_.end();
+    cv_.wait(lock, [&] {
+      if (cores_[core].stop) return true;
+      if (cores_[core].busy) return false;
+      it = eligible_for(core);
+      return it != queue_.end();
+    });
+    if (cores_[core].stop) return;
+    Entry* entry = *it;
+    queue_.erase(it);
+    cores_[core].busy = true;
+    ++running_;
+    lock.unlock();
+    entry->task.run(core);
+    delete entry;
+    lock.lock();
+    cores_[core].busy = false;
+    --running_;
+    // Another core's task may have been waiting behind this one's ordering.
+    cv_.notify_all();
+    idle_cv_.notify_all();
+  }
+}
+
+void Scheduler::cancel_owned(const void* owner) {
+  std::vector<Entry*> mine;
+  {
+    std::lock_guard lock(mu_);
+    for (auto it = queue_.begin(); it != queue_.end();) {
+      if ((*it)->task.owner == owner) {
+        mine.push_back(*it);
+        it = queue_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+  idle_cv_.notify_all();
+  cancel_entries(mine, std::make_exception_ptr(Cancelled("runtime closed before the task ran")));
+}
+
+void Scheduler::cancel_entries(std::vector<Entry*>& entries, std::exception_ptr why) {
+  for (Entry* e : entries) {
+    if (e->task.cancel) e->task.cancel(why);
+    delete e;
+  }
+  entries.clear();
+}
+
+void Scheduler::shutdown() {
+  std::lock_guard resize(resize_mu_);
+  int started;
+  {
+    std::unique_lock lock(mu_);
+    idle_cv_.wait(lock, [&] { return queue_.empty() || started_ == 0; });
+    started = started_;
+    for (int c = 0; c < started; ++c) cores_[c].stop = true;
+    started_ = 0;
+    joining_ = true;
+  }
+  cv_.notify_all();
+  stop_workers(0, started);
+  {
+    std::lock_guard lock(mu_);
+    joining_ = false;
+  }
+  // Nothing can run what is left (no workers were ever started): cancel it.
+  std::vector<Entry*> rest;
+  {
+    std::lock_guard lock(mu_);
+    rest.assign(queue_.begin(), queue_.end());
+    queue_.clear();
+  }
+  cancel_entries(rest, std::make_exception_ptr(Cancelled("host scheduler shut down")));
+}
+
+}  // namespace hbm

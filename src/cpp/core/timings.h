@@ -1,0 +1,21 @@
+// Where the time of one model inference went.
+#pragma once
+#include <chrono>
+
+namespace hbm {
+
+using Clock = std::chrono::steady_clock;
+
+struct ModelTimings {
+  double queued_us = 0;    // submitted -> a core picked it up
+  double prepare_us = 0;   // inputs bound / copied
+  double infer_us = 0;     // engine compute
+  double finish_us = 0;    // outputs made ready
+  int core = -1;           // virtual host core or -1 when the hardware chose
+};
+
+inline double micros_between(Clock::time_point a, Clock::time_point b) {
+  return std::chrono::duration<double, std::micro>(b - a).count();
+}
+
+}  // namespace hbm

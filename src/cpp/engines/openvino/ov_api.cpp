@@ -1,0 +1,127 @@
+#include "ov_api.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <filesystem>
+#include <mutex>
+#include <vector>
+
+#include "core/errors.h"
+
+namespace hbm::ov {
+namespace {
+
+constexpr const char* kInstallHint =
+    "OpenVINO is needed to run .onnx models on the host CPU: pip install openvino "
+    "(or hbm-runtime-universal[host]), or set HBM_OPENVINO_LIB_DIR to the folder holding "
+    "libopenvino_c.so.";
+
+// Every libopenvino_c.so* in `dir`, plain name first.
+void add_candidates(const std::filesystem::path& dir, std::vector<std::string>& out) {
+  std::error_code ec;
+  if (!std::filesystem::is_directory(dir, ec)) return;
+  std::vector<std::string> found;
+  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+    const std::string name = entry.path().filename().string();
+    if (name.rfind("libopenvino_c.so", 0) == 0) found.push_back(entry.path().string());
+  }
+  std::sort(found.begin(), found.end());
+  out.insert(out.end(), found.begin(), found.end());
+}
+
+std::vector<std::string> candidates() {
+  std::vector<std::string> out;
+  if (const char* dir = std::getenv("HBM_OPENVINO_LIB_DIR"); dir && *dir) {
+    add_candidates(dir, out);
+    if (out.empty()) out.push_back(std::string(dir) + "/libopenvino_c.so");
+    return out;  // an explicit override is the only place we look
+  }
+  // Set by the Python package: <site-packages>/openvino/libs of the installed wheel.
+  if (const char* dir = std::getenv("HBM_RUNTIME_OPENVINO_PACKAGE_LIBS"); dir && *dir)
+    add_candidates(dir, out);
+  out.push_back("libopenvino_c.so");
+  return out;
+}
+
+Api load() {
+  Api a{};
+  // Kept loaded for the life of the process: OpenVINO's plugins and TBB threads use it.
+  static DynLib lib;
+  lib = DynLib::open_first(candidates(), false, kInstallHint);
+  lib.bind(a.get_openvino_version, "ov_get_openvino_version");
+  lib.bind(a.version_free, "ov_version_free");
+  lib.bind(a.get_error_info, "ov_get_error_info");
+  lib.bind_optional(a.get_last_err_msg, "ov_get_last_err_msg");
+  lib.bind(a.core_create, "ov_core_create");
+  lib.bind(a.core_free, "ov_core_free");
+  lib.bind(a.core_read_model, "ov_core_read_model");
+  lib.bind(a.model_free, "ov_model_free");
+  lib.bind(a.core_compile_model, "ov_core_compile_model");
+  lib.bind(a.compiled_model_free, "ov_compiled_model_free");
+  lib.bind(a.create_infer_request, "ov_compiled_model_create_infer_request");
+  lib.bind(a.infer_request_free, "ov_infer_request_free");
+  lib.bind(a.set_input_tensor_by_index, "ov_infer_request_set_input_tensor_by_index");
+  lib.bind(a.set_output_tensor_by_index, "ov_infer_request_set_output_tensor_by_index");
+  lib.bind(a.get_output_tensor_by_index, "ov_infer_request_get_output_tensor_by_index");
+  lib.bind(a.infer, "ov_infer_request_infer");
+  lib.bind(a.tensor_create_from_host_ptr, "ov_tensor_create_from_host_ptr");
+  lib.bind(a.tensor_get_shape, "ov_tensor_get_shape");
+  lib.bind(a.tensor_data, "ov_tensor_data");
+  lib.bind(a.tensor_free, "ov_tensor_free");
+  lib.bind(a.shape_create, "ov_shape_create");
+  lib.bind(a.shape_free, "ov_shape_free");
+  Version v{};
+  if (a.get_openvino_version(&v) == 0) {
+    a.version = v.build_number ? v.build_number : "";
+    a.version_free(&v);
+  }
+  a.library_path = lib.path();
+  return a;
+}
+
+}  // namespace
+
+const Api& api() {
+  static std::mutex mu;
+  static std::unique_ptr<Api> loaded;
+  std::lock_guard lock(mu);
+  if (!loaded) loaded = std::make_unique<Api>(load());
+  return *loaded;
+}
+
+void check(Status status, const std::string& what) {
+  if (status == 0) return;
+  const Api& a = api();
+  std::string detail = a.get_last_err_msg ? a.get_last_err_msg() : "";
+  std::string name = a.get_error_info(status) ? a.get_error_info(status) : "";
+  throw EngineError(what + " failed: OpenVINO " + name + (detail.empty() ? "" : ": " + detail),
+                    status, detail.empty() ? name : detail);
+}
+
+ElementType element_type(DataType t) {
+  switch (t) {
+    case DataType::BOOL8: return 1;
+    case DataType::F16: return 3;
+    case DataType::F32: return 4;
+    case DataType::F64: return 5;
+    case DataType::S8: return 7;
+    case DataType::S16: return 8;
+    case DataType::S32: return 9;
+    case DataType::S64: return 10;
+    case DataType::U8: return 16;
+    case DataType::U16: return 17;
+    case DataType::U32: return 18;
+    case DataType::U64: return 19;
+    default: return -1;  // S4/U4: OpenVINO packs two per byte
+  }
+}
+
+OwnedShape::OwnedShape(const std::vector<int64_t>& dims) : shape_{0, nullptr} {
+  check(api().shape_create(static_cast<int64_t>(dims.size()), dims.data(), &shape_), "ov_shape_create");
+}
+
+OwnedShape::~OwnedShape() {
+  if (shape_.dims) api().shape_free(&shape_);
+}
+
+}  // namespace hbm::ov

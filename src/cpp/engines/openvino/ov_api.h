@@ -1,0 +1,97 @@
+// The slice of OpenVINO's C API we use, declared here and resolved with dlopen, so the
+// extension neither links nor needs OpenVINO until the first .onnx model is loaded.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "core/dtype.h"
+#include "core/dynlib.h"
+
+namespace hbm::ov {
+
+struct Core;             // ov_core_t
+struct ModelGraph;       // ov_model_t
+struct CompiledModel;    // ov_compiled_model_t
+struct InferRequest;     // ov_infer_request_t
+struct Tensor;           // ov_tensor_t
+
+struct Shape {           // ov_shape_t
+  int64_t rank;
+  int64_t* dims;
+};
+struct Version {         // ov_version_t
+  const char* build_number;
+  const char* description;
+};
+
+using Status = int;      // ov_status_e, 0 = OK
+using ElementType = int; // ov_element_type_e
+
+struct Api {
+  Status (*get_openvino_version)(Version*);
+  void (*version_free)(Version*);
+  const char* (*get_error_info)(Status);
+  const char* (*get_last_err_msg)();
+  Status (*core_create)(Core**);
+  void (*core_free)(Core*);
+  Status (*core_read_model)(const Core*, const char* xml, const char* bin, ModelGraph**);
+  void (*model_free)(ModelGraph*);
+  Status (*core_compile_model)(const Core*, const ModelGraph*, const char* device,
+                               size_t property_args, CompiledModel**, ...);
+  void (*compiled_model_free)(CompiledModel*);
+  Status (*create_infer_request)(const CompiledModel*, InferRequest**);
+  void (*infer_request_free)(InferRequest*);
+  Status (*set_input_tensor_by_index)(InferRequest*, size_t, const Tensor*);
+  Status (*set_output_tensor_by_index)(InferRequest*, size_t, const Tensor*);
+  Status (*get_output_tensor_by_index)(const InferRequest*, size_t, Tensor**);
+  Status (*infer)(InferRequest*);
+  Status (*tensor_create_from_host_ptr)(ElementType, Shape, void*, Tensor**);
+  Status (*tensor_get_shape)(const Tensor*, Shape*);
+  Status (*tensor_data)(const Tensor*, void**);
+  void (*tensor_free)(Tensor*);
+  Status (*shape_create)(int64_t rank, const int64_t* dims, Shape*);
+  Status (*shape_free)(Shape*);
+
+  std::string version;  // e.g. "2026.4.1-..."
+  std::string library_path;
+};
+
+// Loads libopenvino_c on first call; throws EngineUnavailable saying what to install.
+const Api& api();
+
+// Throws EngineError with OpenVINO's own message when `status` is not OK.
+void check(Status status, const std::string& what);
+
+// OpenVINO's element type for ours; -1 when OpenVINO cannot hold it as one byte per item.
+ElementType element_type(DataType t);
+
+// unique_ptr deleters that call the matching *_free.
+struct Free {
+  void operator()(Core* p) const { api().core_free(p); }
+  void operator()(ModelGraph* p) const { api().model_free(p); }
+  void operator()(CompiledModel* p) const { api().compiled_model_free(p); }
+  void operator()(InferRequest* p) const { api().infer_request_free(p); }
+  void operator()(Tensor* p) const { api().tensor_free(p); }
+};
+template <typename T>
+using Owned = std::unique_ptr<T, Free>;
+
+// An ov_shape_t that frees itself.
+class OwnedShape {
+ public:
+  OwnedShape() : shape_{0, nullptr} {}
+  explicit OwnedShape(const std::vector<int64_t>& dims);
+  ~OwnedShape();
+  OwnedShape(const OwnedShape&) = delete;
+  OwnedShape& operator=(const OwnedShape&) = delete;
+  Shape* out() { return &shape_; }
+  const Shape& get() const { return shape_; }
+  std::vector<int64_t> dims() const { return {shape_.dims, shape_.dims + shape_.rank}; }
+
+ private:
+  Shape shape_;
+};
+
+}  // namespace hbm::ov

@@ -1,0 +1,11 @@
+// One compiled .onnx model and its pool of infer requests.
+#pragma once
+#include <memory>
+#include <string>
+
+#include "core/engine.h"
+#include "ov_api.h"
+
+namespace hbm {
+std::shared_ptr<Model> load_ov_model(const ov::Core& core, const std::string& file);
+}

@@ -1,0 +1,33 @@
+// numpy / DLPack arrays <-> core tensors.
+#pragma once
+#include <memory>
+#include <vector>
+
+#include <nanobind/nanobind.h>
+#include <nanobind/ndarray.h>
+
+#include "core/buffer.h"
+#include "core/model_info.h"
+
+namespace hbm::py {
+
+// What must outlive a run: the caller's arrays and our contiguous copies of them.
+struct KeepAlive {
+  std::vector<nanobind::ndarray<>> arrays;
+  std::vector<std::unique_ptr<AlignedBuffer>> copies;
+  void clear() {  // GIL held
+    arrays.clear();
+    copies.clear();
+  }
+};
+
+// A view of `obj` (numpy array, DLPack producer, __array_interface__ object) for input
+// `tensor` of `model`. Non-C-contiguous arrays are copied; dtype and shape are checked by
+// the core, not converted.
+InputView import_input(nanobind::handle obj, const TensorInfo& tensor, const std::string& model,
+                       KeepAlive& keep);
+
+// A numpy array sharing the output's memory; the array keeps that memory alive.
+nanobind::object to_numpy(OutputTensor&& t);
+
+}  // namespace hbm::py

@@ -1,0 +1,13 @@
+// Core errors -> Python exceptions, in one place.
+#pragma once
+#include <exception>
+
+#include <nanobind/nanobind.h>
+
+namespace hbm::py {
+
+// The Python exception object for a core error (GIL held).
+nanobind::object to_python_exception(std::exception_ptr error);
+void register_error_translation(nanobind::module_& m);
+
+}  // namespace hbm::py

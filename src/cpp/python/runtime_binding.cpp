@@ -1,0 +1,288 @@
+// HB_HBMRuntime's C++ half: loading, metadata access, and the run() hot path.
+#include "runtime_binding.h"
+
+#include <nanobind/stl/pair.h>
+#include <nanobind/stl/string.h>
+#include <nanobind/stl/string_view.h>
+#include <nanobind/stl/tuple.h>
+#include <nanobind/stl/vector.h>
+
+#include "arrays.h"
+#include "core/errors.h"
+#include "core/runtime.h"
+#include "errors.h"
+
+namespace nb = nanobind;
+using namespace nb::literals;
+
+namespace hbm::py {
+namespace {
+
+// RunResult (a dict subclass defined in Python), set once at import.
+nb::handle g_result_type;
+
+// Timings of one run, turned into dicts only if someone looks.
+struct RunTimings {
+  std::vector<std::pair<std::string, ModelTimings>> models;
+  nb::dict to_dict() const {
+    nb::dict out;
+    for (const auto& [name, t] : models) {
+      nb::dict d;
+      d["queued_us"] = t.queued_us;
+      d["prepare_us"] = t.prepare_us;
+      d["infer_us"] = t.infer_us;
+      d["finish_us"] = t.finish_us;
+      d["core"] = t.core;
+      out[name.c_str()] = d;
+    }
+    return out;
+  }
+};
+
+struct ParsedRun {
+  std::vector<Runtime::Request> requests;
+  std::vector<size_t> models;  // the model of each request, for the result's keys
+  KeepAlive keep;
+};
+
+std::string str_of(nb::handle h) { return nb::str(h).c_str(); }
+
+size_t pick_model(const Runtime& rt, nb::handle model_name, const char* form) {
+  if (!model_name.is_none()) {
+    if (!nb::isinstance<nb::str>(model_name))
+      throw nb::type_error(("model_name must be a str, got " +
+                            std::string(nb::type_name(model_name.type()).c_str())).c_str());
+    return rt.index_of(nb::borrow<nb::str>(model_name).c_str());
+  }
+  if (rt.model_count() == 1) return 0;
+  throw InvalidArgument(std::to_string(rt.model_count()) + " models are loaded (" +
+                        rt.model_list() + "): pass model_name= to choose one for " + form);
+}
+
+void add_dict_request(const Runtime& rt, size_t m, nb::handle inputs, ParsedRun& out) {
+  const ModelInfo& mi = rt.info(m);
+  Runtime::Request req;
+  req.model = m;
+  req.inputs.resize(mi.inputs.size());
+  std::vector<bool> given(mi.inputs.size(), false);
+  for (auto [key, value] : nb::borrow<nb::dict>(inputs)) {
+    if (!nb::isinstance<nb::str>(key))
+      throw InvalidArgument("model '" + mi.name + "': input names must be str, got " + str_of(key));
+    if (nb::isinstance<nb::dict>(value))
+      throw InvalidArgument("the input dict mixes model names and input names: '" + str_of(key) +
+                            "' maps to a dict; use {model_name: {input_name: array}} for every "
+                            "model, or {input_name: array} for one model");
+    size_t i = rt.input_index(m, nb::borrow<nb::str>(key).c_str());
+    req.inputs[i] = import_input(value, mi.inputs[i], mi.name, out.keep);
+    given[i] = true;
+  }
+  std::string missing;
+  for (size_t i = 0; i < given.size(); ++i)
+    if (!given[i]) missing += (missing.empty() ? "'" : ", '") + mi.inputs[i].name + "'";
+  if (!missing.empty())
+    throw InvalidArgument("model '" + mi.name + "': missing input(s) " + missing);
+  out.requests.push_back(std::move(req));
+  out.models.push_back(m);
+}
+
+ParsedRun parse_run(const Runtime& rt, nb::handle x, nb::handle model_name) {
+  ParsedRun out;
+  if (!nb::isinstance<nb::dict>(x)) {
+    size_t m = pick_model(rt, model_name, "a single array");
+    const ModelInfo& mi = rt.info(m);
+    if (mi.inputs.size() != 1) {
+      std::string names;
+      for (const auto& t : mi.inputs) names += (names.empty() ? "'" : ", '") + t.name + "'";
+      throw InvalidArgument("model '" + mi.name + "' has " + std::to_string(mi.inputs.size()) +
+                            " inputs (" + names + "), got a single array: pass a dict "
+                            "{input_name: array}");
+    }
+    Runtime::Request req;
+    req.model = m;
+    req.inputs.push_back(import_input(x, mi.inputs[0], mi.name, out.keep));
+    out.requests.push_back(std::move(req));
+    out.models.push_back(m);
+    return out;
+  }
+  nb::dict d = nb::borrow<nb::dict>(x);
+  if (d.size() == 0) throw InvalidArgument("run() got an empty dict: no inputs given");
+  bool multi = nb::isinstance<nb::dict>(d.values()[0]);
+  if (!multi) {
+    add_dict_request(rt, pick_model(rt, model_name, "a dict of inputs"), x, out);
+    return out;
+  }
+  // {model_name: {input_name: array}}
+  std::optional<size_t> only;
+  if (!model_name.is_none()) only = pick_model(rt, model_name, "");
+  for (auto [key, value] : d) {
+    if (!nb::isinstance<nb::str>(key)) throw InvalidArgument("model names must be str, got " + str_of(key));
+    if (!nb::isinstance<nb::dict>(value))
+      throw InvalidArgument("the input dict mixes model names and input names: '" + str_of(key) +
+                            "' maps to " + std::string(nb::type_name(value.type()).c_str()) +
+                            ", expected a dict {input_name: array}");
+    size_t m = rt.index_of(nb::borrow<nb::str>(key).c_str());
+    if (only && m != *only) continue;
+    add_dict_request(rt, m, value, out);
+  }
+  if (only && out.requests.empty())
+    throw InvalidArgument("model_name '" + rt.info(*only).name +
+                          "' is not among the models in the input dict");
+  return out;
+}
+
+nb::object make_result(const Runtime& rt, const std::vector<size_t>& models,
+                       std::vector<Runtime::Result>& results) {
+  nb::object res = g_result_type();
+  auto timings = std::make_unique<RunTimings>();
+  for (size_t r = 0; r < results.size(); ++r) {
+    const ModelInfo& mi = rt.info(models[r]);
+    nb::dict outs;
+    for (size_t o = 0; o < results[r].outputs.size(); ++o)
+      outs[mi.outputs[o].name.c_str()] = to_numpy(std::move(results[r].outputs[o]));
+    res[mi.name.c_str()] = outs;
+    timings->models.push_back({mi.name, results[r].timings});
+  }
+  res.attr("_t") = nb::cast(timings.release(), nb::rv_policy::take_ownership);
+  return res;
+}
+
+nb::object run(Runtime& rt, nb::handle x, nb::handle model_name) {
+  ParsedRun parsed = parse_run(rt, x, model_name);
+  std::vector<Runtime::Result> results;
+  {
+    nb::gil_scoped_release release;
+    results = rt.run(std::move(parsed.requests));
+  }
+  return make_result(rt, parsed.models, results);
+}
+
+// State of one run_async() call; its Python references are dropped under the GIL.
+struct AsyncCall {
+  nb::object runtime;   // keeps the runtime alive until the call completes
+  nb::object callback;  // callback(result, exception)
+  std::vector<size_t> models;
+  KeepAlive keep;
+};
+
+void run_async(nb::handle self, nb::handle x, nb::handle model_name, nb::object callback) {
+  Runtime& rt = nb::cast<Runtime&>(self);
+  ParsedRun parsed = parse_run(rt, x, model_name);
+  auto call = std::make_shared<AsyncCall>();
+  call->runtime = nb::borrow(self);
+  call->callback = std::move(callback);
+  call->models = std::move(parsed.models);
+  call->keep = std::move(parsed.keep);
+  rt.run_async(std::move(parsed.requests),
+               [call](std::vector<Runtime::Result>* results, std::exception_ptr error) {
+                 nb::gil_scoped_acquire gil;
+                 try {
+                   nb::object result = nb::none(), exc = nb::none();
+                   if (error) exc = to_python_exception(error);
+                   else result = make_result(nb::cast<Runtime&>(call->runtime), call->models, *results);
+                   call->callback(result, exc);
+                 } catch (nb::python_error& e) {
+                   e.discard_as_unraisable("hbm_runtime run_async callback");
+                 } catch (const std::exception& e) {
+                   PyErr_SetString(PyExc_RuntimeError, e.what());
+                   nb::python_error err;
+                   err.discard_as_unraisable("hbm_runtime run_async callback");
+                 }
+                 call->keep.clear();
+                 call->callback.reset();
+                 call->runtime.reset();  // may destroy the runtime: last
+               });
+}
+
+nb::tuple quant_tuple(const QuantInfo& q) {
+  size_t ns = q.scale.size(), nz = q.zero_point.size();
+  auto* scale = new std::vector<float>(q.scale);
+  auto* zp = new std::vector<int32_t>(q.zero_point);
+  nb::capsule sc(scale, [](void* p) noexcept { delete static_cast<std::vector<float>*>(p); });
+  nb::capsule zc(zp, [](void* p) noexcept { delete static_cast<std::vector<int32_t>*>(p); });
+  nb::object s = nb::ndarray<nb::numpy, float>(scale->data(), {ns}, sc).cast();
+  nb::object z = nb::ndarray<nb::numpy, int32_t>(zp->data(), {nz}, zc).cast();
+  return nb::make_tuple(q.type, s, z, q.axis);
+}
+
+// (name, desc, dtype, shape, strides, (quant_type, scale, zero_point, axis)) per tensor.
+nb::list tensor_infos(const Runtime& rt, size_t m, bool outputs) {
+  nb::list out;
+  for (const auto& t : outputs ? rt.info(m).outputs : rt.info(m).inputs)
+    out.append(nb::make_tuple(t.name, t.desc, t.dtype, nb::cast(t.shape), nb::cast(t.strides),
+                              quant_tuple(t.quant)));
+  return out;
+}
+
+}  // namespace
+
+void bind_runtime(nb::module_& m) {
+  nb::class_<RunTimings>(m, "_RunTimings").def("to_dict", &RunTimings::to_dict);
+
+  m.def("_set_result_type", [](nb::handle type) {
+    type.inc_ref();  // held for the life of the process
+    g_result_type = type;
+  });
+
+  nb::class_<Runtime>(m, "_Runtime")
+      .def(nb::init<const std::vector<std::string>&, std::string_view>(), "model_files"_a,
+           "engine"_a = "", nb::call_guard<nb::gil_scoped_release>())
+      .def("_model_names",
+           [](const Runtime& rt) {
+             std::vector<std::string> names;
+             for (size_t i = 0; i < rt.model_count(); ++i) names.push_back(rt.info(i).name);
+             return names;
+           })
+      .def("_model_desc", [](const Runtime& rt, size_t i) { return rt.info(i).desc; })
+      .def("_file_descs", &Runtime::file_descs)
+      .def("_engine_names", &Runtime::engine_names)
+      .def("_index_of", [](const Runtime& rt, std::string_view n) { return rt.index_of(n); })
+      .def("_tensor_infos", &tensor_infos)
+      .def("_sched",
+           [](const Runtime& rt, size_t i) {
+             SchedParams p = rt.sched(i);
+             return nb::make_tuple(p.priority, p.custom_id, p.bpu_cores, p.device_id);
+           })
+      .def("_set_sched",
+           [](Runtime& rt, const std::vector<std::tuple<size_t, int64_t, int64_t, std::vector<int64_t>,
+                                                        int64_t>>& updates) {
+             std::vector<std::pair<size_t, SchedParams>> parsed;
+             for (const auto& [m, prio, cid, cores, dev] : updates) {
+               const std::string who = "model '" + rt.info(m).name + "'";
+               auto narrow = [&](int64_t v, const char* what) {
+                 if (v < INT32_MIN || v > INT32_MAX)
+                   throw InvalidArgument(std::string(what) + " of " + who + ": " + std::to_string(v) +
+                                         " is out of range");
+                 return static_cast<int32_t>(v);
+               };
+               SchedParams p;
+               p.priority = narrow(prio, "priority");
+               p.custom_id = cid;
+               p.device_id = narrow(dev, "device_id");
+               p.bpu_cores.clear();
+               for (int64_t c : cores) p.bpu_cores.push_back(narrow(c, "bpu_cores"));
+               parsed.push_back({m, std::move(p)});
+             }
+             rt.set_sched(parsed);
+           })
+      .def("run", &run, "input_tensors"_a, "model_name"_a = nb::none())
+      .def("_run_async", &run_async)
+      .def(
+          "input_buffers",
+          [](Runtime& rt, nb::handle model_name) {
+            size_t m = pick_model(rt, model_name, "input_buffers()");
+            std::vector<OutputTensor> bufs = rt.input_buffers(m);
+            nb::dict out;
+            if (bufs.empty())
+              throw InvalidArgument("model '" + rt.info(m).name + "' runs on the " +
+                                    rt.engine_names()[m] +
+                                    " engine, which has no device input memory; pass arrays to run()");
+            for (size_t i = 0; i < bufs.size(); ++i)
+              out[rt.info(m).inputs[i].name.c_str()] = to_numpy(std::move(bufs[i]));
+            return out;
+          },
+          "model_name"_a = nb::none())
+      .def("close", &Runtime::close, nb::call_guard<nb::gil_scoped_release>())
+      .def_prop_ro("closed", &Runtime::closed);
+}
+
+}  // namespace hbm::py

@@ -1,0 +1,7 @@
+#pragma once
+#include <nanobind/nanobind.h>
+
+namespace hbm::py {
+void bind_runtime(nanobind::module_& m);
+void bind_scheduler(nanobind::module_& m);
+}

@@ -1,0 +1,47 @@
+"""hbm_runtime: run compiled .hbm models on the RDK S100 BPU, and .onnx models on any CPU,
+with one API."""
+
+from __future__ import annotations
+
+import atexit as _atexit
+
+from . import _hbm_ext
+from ._errors import EngineUnavailableError, HBMRuntimeError, RuntimeClosedError
+from ._hbm_ext import hbDNNDataType, hbDNNQuantiType, host_cores, set_host_cores
+from ._result import RunResult
+from ._runtime import HB_HBMRuntime
+from ._types import QuantParams, SchedParam
+from ._version import __version__
+
+
+def _enum_repr(self: object) -> str:
+    return f"<{type(self).__name__}.{self.name}: {self.value}>"  # type: ignore[attr-defined]
+
+
+def _enum_str(self: object) -> str:
+    return f"{type(self).__name__}.{self.name}"  # type: ignore[attr-defined]
+
+
+for _enum in (hbDNNDataType, hbDNNQuantiType):
+    _enum.__repr__ = _enum_repr  # type: ignore[method-assign, assignment]
+    _enum.__str__ = _enum_str  # type: ignore[method-assign, assignment]
+    _enum.__format__ = lambda self, spec: str(self) if not spec else format(int(self), spec)  # type: ignore[method-assign, assignment]
+
+_hbm_ext._set_result_type(RunResult)
+# Finish queued work while the interpreter can still run its callbacks.
+_atexit.register(_hbm_ext._shutdown)
+
+__all__ = [
+    "HB_HBMRuntime",
+    "QuantParams",
+    "SchedParam",
+    "hbDNNDataType",
+    "hbDNNQuantiType",
+    "HBMRuntimeError",
+    "EngineUnavailableError",
+    "RuntimeClosedError",
+    "RunResult",
+    "set_host_cores",
+    "host_cores",
+    "__version__",
+]

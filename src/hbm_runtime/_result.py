@@ -1,0 +1,28 @@
+"""What run() returns: a plain dict of dicts, plus per-model timings."""
+
+from __future__ import annotations
+
+from typing import Any, Dict
+
+
+class RunResult(dict):  # type: ignore[type-arg]
+    """``{model_name: {output_name: numpy.ndarray}}`` with a ``timings`` attribute.
+
+    ``timings[model_name]`` is a dict with ``queued_us``, ``prepare_us``, ``infer_us``,
+    ``finish_us`` (microseconds) and ``core`` (the host virtual core that ran it, or -1
+    when the device's own scheduler chose).
+    """
+
+    __slots__ = ("_t", "_timings")
+
+    @property
+    def timings(self) -> Dict[str, Dict[str, Any]]:
+        try:
+            return self._timings
+        except AttributeError:
+            raw = getattr(self, "_t", None)
+            self._timings = raw.to_dict() if raw is not None else {}
+            return self._timings
+
+    def __reduce__(self):
+        return (dict, (dict(self),))

@@ -1,0 +1,262 @@
+"""HB_HBMRuntime: the class users load models with."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import importlib.util
+import operator
+import os
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from . import _hbm_ext
+from ._errors import RuntimeClosedError
+from ._hbm_ext import hbDNNDataType, hbDNNQuantiType
+from ._types import QuantParams, SchedParam
+from ._version import __version__
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+_TensorInfo = Tuple[str, str, hbDNNDataType, List[int], List[int], Tuple[Any, np.ndarray, np.ndarray, int]]
+
+
+class _Version(str):
+    """The version string, also callable: the vendor's stub declares ``version()``."""
+
+    def __call__(self) -> str:
+        return str(self)
+
+
+def _version_string() -> str:
+    engines = _hbm_ext._engine_versions()
+    if not engines:
+        return __version__
+    return __version__ + " (" + ", ".join(v for _, v in engines) + ")"
+
+
+class _VersionAttribute:
+    """``HB_HBMRuntime.version`` and ``model.version``: read-only on instances."""
+
+    def __get__(self, obj: object, owner: type) -> _Version:
+        return _Version(_version_string())
+
+    def __set__(self, obj: object, value: object) -> None:
+        raise AttributeError("version is read-only")
+
+
+def _point_at_openvino() -> None:
+    # Tell the C++ loader where the openvino wheel keeps its libraries, without importing it.
+    if os.environ.get("HBM_RUNTIME_OPENVINO_PACKAGE_LIBS"):
+        return
+    try:
+        spec = importlib.util.find_spec("openvino")
+    except (ImportError, ValueError):
+        spec = None
+    if spec is not None and spec.submodule_search_locations:
+        for location in spec.submodule_search_locations:
+            libs = os.path.join(location, "libs")
+            if os.path.isdir(libs):
+                os.environ["HBM_RUNTIME_OPENVINO_PACKAGE_LIBS"] = libs
+                return
+
+
+def _file_list(model_file: Any) -> List[str]:
+    if isinstance(model_file, (str, os.PathLike)):
+        return [os.fspath(model_file)]
+    if isinstance(model_file, (list, tuple)):
+        files = []
+        for f in model_file:
+            if not isinstance(f, (str, os.PathLike)):
+                raise TypeError(f"model file paths must be str or os.PathLike, got {type(f).__name__}")
+            files.append(os.fspath(f))
+        return files
+    raise TypeError(
+        f"HB_HBMRuntime() takes a model file path or a list of paths, got {type(model_file).__name__}"
+    )
+
+
+def _as_int(value: Any, what: str) -> int:
+    if isinstance(value, bool):
+        raise TypeError(f"{what}: expected an int, got bool")
+    try:
+        return operator.index(value)
+    except TypeError:
+        raise TypeError(f"{what}: expected an int, got {type(value).__name__}") from None
+
+
+def _as_cores(value: Any, what: str) -> List[int]:
+    if isinstance(value, (list, tuple)):
+        return [_as_int(v, what) for v in value]
+    return [_as_int(value, what)]
+
+
+class HB_HBMRuntime(_hbm_ext._Runtime):
+    """Loads one or more models and runs them.
+
+    ``HB_HBMRuntime("model.hbm")`` or ``HB_HBMRuntime(["a.hbm", "b.onnx"])``. ``.hbm`` models
+    run on the BPU (libdnn/libhbucp), ``.onnx`` models on the host CPU through OpenVINO.
+    """
+
+    version = _VersionAttribute()
+
+    def __init__(self, model_file: Union[PathLike, Sequence[PathLike]], *, engine: Optional[str] = None) -> None:
+        files = _file_list(model_file)
+        _point_at_openvino()
+        super().__init__(files, engine or "")
+        self._names: List[str] = self._model_names()
+        self._inputs: List[List[_TensorInfo]] = [self._tensor_infos(i, False) for i in range(len(self._names))]
+        self._outputs: List[List[_TensorInfo]] = [self._tensor_infos(i, True) for i in range(len(self._names))]
+
+    # -- metadata ---------------------------------------------------------------------
+    @property
+    def model_names(self) -> List[str]:
+        return list(self._names)
+
+    @property
+    def model_count(self) -> int:
+        return len(self._names)
+
+    @property
+    def model_descs(self) -> Dict[str, str]:
+        return {n: self._model_desc(i) for i, n in enumerate(self._names)}
+
+    @property
+    def hbm_descs(self) -> Dict[str, str]:
+        return dict(self._file_descs())
+
+    @property
+    def engine_versions(self) -> Dict[str, str]:
+        """Versions of the engine libraries loaded in this process, by engine name."""
+        return dict(_hbm_ext._engine_versions())
+
+    def _per_tensor(self, infos: List[List[_TensorInfo]], pick: Any) -> Dict[str, Dict[str, Any]]:
+        return {n: {t[0]: pick(t) for t in infos[i]} for i, n in enumerate(self._names)}
+
+    @property
+    def input_counts(self) -> Dict[str, int]:
+        return {n: len(self._inputs[i]) for i, n in enumerate(self._names)}
+
+    @property
+    def input_names(self) -> Dict[str, List[str]]:
+        return {n: [t[0] for t in self._inputs[i]] for i, n in enumerate(self._names)}
+
+    @property
+    def input_descs(self) -> Dict[str, Dict[str, str]]:
+        return self._per_tensor(self._inputs, lambda t: t[1])
+
+    @property
+    def input_dtypes(self) -> Dict[str, Dict[str, hbDNNDataType]]:
+        return self._per_tensor(self._inputs, lambda t: t[2])
+
+    @property
+    def input_shapes(self) -> Dict[str, Dict[str, List[int]]]:
+        return self._per_tensor(self._inputs, lambda t: list(t[3]))
+
+    @property
+    def input_strides(self) -> Dict[str, Dict[str, List[int]]]:
+        return self._per_tensor(self._inputs, lambda t: list(t[4]))
+
+    @property
+    def input_quants(self) -> Dict[str, Dict[str, QuantParams]]:
+        return self._per_tensor(self._inputs, _quant)
+
+    @property
+    def output_counts(self) -> Dict[str, int]:
+        return {n: len(self._outputs[i]) for i, n in enumerate(self._names)}
+
+    @property
+    def output_names(self) -> Dict[str, List[str]]:
+        return {n: [t[0] for t in self._outputs[i]] for i, n in enumerate(self._names)}
+
+    @property
+    def output_descs(self) -> Dict[str, Dict[str, str]]:
+        return self._per_tensor(self._outputs, lambda t: t[1])
+
+    @property
+    def output_dtypes(self) -> Dict[str, Dict[str, hbDNNDataType]]:
+        return self._per_tensor(self._outputs, lambda t: t[2])
+
+    @property
+    def output_shapes(self) -> Dict[str, Dict[str, List[int]]]:
+        return self._per_tensor(self._outputs, lambda t: list(t[3]))
+
+    @property
+    def output_strides(self) -> Dict[str, Dict[str, List[int]]]:
+        return self._per_tensor(self._outputs, lambda t: list(t[4]))
+
+    @property
+    def output_quants(self) -> Dict[str, Dict[str, QuantParams]]:
+        return self._per_tensor(self._outputs, _quant)
+
+    # -- scheduling -------------------------------------------------------------------
+    @property
+    def sched_params(self) -> Dict[str, SchedParam]:
+        out = {}
+        for i, n in enumerate(self._names):
+            priority, custom_id, cores, device_id = self._sched(i)
+            out[n] = SchedParam(priority=priority, customId=custom_id, bpu_cores=list(cores), deviceId=device_id)
+        return out
+
+    def set_scheduling_params(
+        self,
+        priority: Union[None, int, Mapping[str, int]] = None,
+        bpu_cores: Union[None, int, Sequence[int], Mapping[str, Union[int, Sequence[int]]]] = None,
+        custom_id: Union[None, int, Mapping[str, int]] = None,
+        device_id: Union[None, int, Mapping[str, int]] = None,
+    ) -> None:
+        """Sets scheduling parameters. Each argument is a dict keyed by model name, or one
+        value for every model (a plain list for ``bpu_cores``). Everything is validated
+        before anything changes."""
+        current = [list(self._sched(i)) for i in range(len(self._names))]
+        touched = set()
+        fields = ((priority, 0, "priority", _as_int), (custom_id, 1, "custom_id", _as_int),
+                  (bpu_cores, 2, "bpu_cores", _as_cores), (device_id, 3, "device_id", _as_int))
+        for value, slot, what, convert in fields:
+            if value is None:
+                continue
+            if isinstance(value, Mapping):
+                unknown = [k for k in value if k not in self._names]
+                if unknown:
+                    raise ValueError(
+                        f"{what}: unknown model name(s) {unknown!r}; loaded models: {self._names!r}")
+                items = [(self._names.index(k), v) for k, v in value.items()]
+            else:
+                items = [(i, value) for i in range(len(self._names))]
+            for i, v in items:
+                current[i][slot] = convert(v, f"{what} of model '{self._names[i]}'")
+                touched.add(i)
+        self._set_sched([(i, *current[i]) for i in sorted(touched)])
+
+    # -- running ----------------------------------------------------------------------
+    def run_async(self, input_tensors: Any, model_name: Optional[str] = None) -> "concurrent.futures.Future[Dict[str, Dict[str, np.ndarray]]]":
+        """Like run(), but returns at once with a concurrent.futures.Future of the result
+        (use ``asyncio.wrap_future`` in asyncio code)."""
+        future: concurrent.futures.Future = concurrent.futures.Future()
+
+        def done(result: Any, error: Optional[BaseException]) -> None:
+            if error is None:
+                future.set_result(result)
+            elif isinstance(error, RuntimeClosedError):
+                future.cancel()
+                future.set_running_or_notify_cancel()
+            else:
+                future.set_exception(error)
+
+        self._run_async(input_tensors, model_name, done)
+        return future
+
+    def __enter__(self) -> "HB_HBMRuntime":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = ", closed" if self.closed else ""
+        return f"<HB_HBMRuntime models={self._names!r}{state}>"
+
+
+def _quant(t: _TensorInfo) -> QuantParams:
+    quant_type, scale, zero_point, axis = t[5]
+    return QuantParams(scale=scale.copy(), zero_point=zero_point.copy(), quant_type=quant_type, axis=axis)

@@ -184,6 +184,22 @@ def int4_raw(name, dtype, values):
     return helper.make_tensor(name, dtype, [len(values)], packed, raw=True)
 
 
+def varint(v):
+    out = bytearray()
+    while True:
+        out.append(v & 0x7F | (0x80 if v > 0x7F else 0))
+        v >>= 7
+        if not v:
+            return bytes(out)
+
+
+# Unknown fields of every wire type, a (deprecated) group among them: readers must skip them.
+UNKNOWN = (varint(90 << 3 | 0) + varint(2**63) + varint(91 << 3 | 1) + b"8bytes!!" +
+           varint(92 << 3 | 2) + varint(3) + b"abc" + varint(93 << 3 | 5) + b"4byt" +
+           varint(94 << 3 | 3) + varint(1 << 3 | 0) + varint(7) + varint(95 << 3 | 3) +
+           varint(95 << 3 | 4) + varint(94 << 3 | 4))
+
+
 def node(op, ins, outs, domain="", **attrs):
     return helper.make_node(op, ins, outs, domain=domain, **attrs)
 
@@ -346,6 +362,18 @@ def build_cases(tmp, big_mb):
     add("metadata_bad_utf8", bad,
         lambda d: None if "\ufffd" in d["file_desc"] and "\U0001f680" in d["file_desc"] else "fffd")
 
+    # unknown fields before/inside the graph and inside a value info
+    m = model([node("QuantizeLinear", ["x", "s"], ["q"])], [vi("x", F, [2])], [vi("q", I8, [2])],
+              inits=[f32("s", 2.0, [])], doc="unknown fields")
+    out0 = m.graph.output[0].SerializeToString()
+    out1 = UNKNOWN + out0 + UNKNOWN
+    graph = m.graph.SerializeToString().replace(
+        varint(12 << 3 | 2) + varint(len(out0)) + out0, varint(12 << 3 | 2) + varint(len(out1)) + out1)
+    graph = UNKNOWN + graph + UNKNOWN
+    m.ClearField("graph")
+    add("unknown_fields", UNKNOWN + m.SerializeToString() + varint(7 << 3 | 2) + varint(len(graph)) +
+        graph + UNKNOWN, want(["outputs", 0, "quant", "scale"], [2.0]))
+
     all_types = [t for t in DTYPES]
     add("all_dtypes", model([], [vi(f"i{t}", t, [2, 3]) for t in all_types],
                             [vi(f"i{t}", t, [2, 3]) for t in all_types]),
@@ -368,6 +396,8 @@ def build_cases(tmp, big_mb):
          ["input 'c'", "COMPLEX64 (14)"]),
         ("sequence_input", model([], [helper.make_tensor_sequence_value_info("seq", F, [1])],
                                  [vi("y", F, [1])]), ["input 'seq'", "sequence"]),
+        ("huge_shape", model([], [vi("x", F, [2**40, 2**40, 16])], [vi("y", F, [1])]),
+         ["input 'x'", "is too large"]),
         ("untyped_output", model([], [vi("x", F, [1])], [onnx.ValueInfoProto(name="u")]),
          ["output 'u'", "UNDEFINED (0)"]),
         ("empty_file", b"", ["not an ONNX model"]),

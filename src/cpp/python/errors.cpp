@@ -1,5 +1,7 @@
 #include "errors.h"
 
+#include <nanobind/stl/string.h>
+
 #include "core/errors.h"
 
 namespace nb = nanobind;
@@ -13,7 +15,8 @@ nb::object to_python_exception(std::exception_ptr error) {
   try {
     std::rethrow_exception(error);
   } catch (const EngineError& e) {
-    return errors_module().attr("HBMRuntimeError")(e.what(), e.code, e.description);
+    return errors_module().attr("HBMRuntimeError")(nb::str(e.what()), e.code,
+                                                   nb::str(e.description.c_str()));
   } catch (const EngineUnavailable& e) {
     return errors_module().attr("EngineUnavailableError")(e.what());
   } catch (const Cancelled& e) {

@@ -158,39 +158,49 @@ nb::object run(Runtime& rt, nb::handle x, nb::handle model_name) {
 
 // State of one run_async() call; its Python references are dropped under the GIL.
 struct AsyncCall {
-  nb::object runtime;   // keeps the runtime alive until the call completes
-  nb::object callback;  // callback(result, exception)
+  Runtime* rt = nullptr;  // alive as long as `runtime` is
+  nb::object runtime;     // keeps the runtime alive until the call completes
+  nb::object callback;    // callback(result, exception)
   std::vector<size_t> models;
   KeepAlive keep;
+
+  void complete(std::vector<Runtime::Result>* results, std::exception_ptr error) {
+    nb::gil_scoped_acquire gil;
+    nb::object result = nb::none(), exc = nb::none();
+    try {
+      if (!error) result = make_result(*rt, models, *results);
+    } catch (...) {
+      error = std::current_exception();  // e.g. MemoryError while building the arrays
+    }
+    try {
+      if (error) exc = to_python_exception(error);
+    } catch (const std::exception& e) {
+      exc = nb::borrow(PyExc_RuntimeError)(e.what());
+    }
+    try {
+      callback(result, exc);
+    } catch (nb::python_error& e) {
+      e.discard_as_unraisable("hbm_runtime run_async callback");
+    }
+    keep.clear();
+    callback.reset();
+    runtime.reset();  // may destroy the runtime: last
+  }
 };
 
 void run_async(nb::handle self, nb::handle x, nb::handle model_name, nb::object callback) {
-  Runtime& rt = nb::cast<Runtime&>(self);
-  ParsedRun parsed = parse_run(rt, x, model_name);
   auto call = std::make_shared<AsyncCall>();
+  call->rt = &nb::cast<Runtime&>(self);
+  ParsedRun parsed = parse_run(*call->rt, x, model_name);
   call->runtime = nb::borrow(self);
   call->callback = std::move(callback);
   call->models = std::move(parsed.models);
   call->keep = std::move(parsed.keep);
-  rt.run_async(std::move(parsed.requests),
-               [call](std::vector<Runtime::Result>* results, std::exception_ptr error) {
-                 nb::gil_scoped_acquire gil;
-                 try {
-                   nb::object result = nb::none(), exc = nb::none();
-                   if (error) exc = to_python_exception(error);
-                   else result = make_result(nb::cast<Runtime&>(call->runtime), call->models, *results);
-                   call->callback(result, exc);
-                 } catch (nb::python_error& e) {
-                   e.discard_as_unraisable("hbm_runtime run_async callback");
-                 } catch (const std::exception& e) {
-                   PyErr_SetString(PyExc_RuntimeError, e.what());
-                   nb::python_error err;
-                   err.discard_as_unraisable("hbm_runtime run_async callback");
-                 }
-                 call->keep.clear();
-                 call->callback.reset();
-                 call->runtime.reset();  // may destroy the runtime: last
-               });
+  Runtime* rt = call->rt;
+  rt->run_async(std::move(parsed.requests),
+                [call](std::vector<Runtime::Result>* results, std::exception_ptr error) {
+                  call->complete(results, error);
+                });
 }
 
 nb::tuple quant_tuple(const QuantInfo& q) {
@@ -265,7 +275,7 @@ void bind_runtime(nb::module_& m) {
              rt.set_sched(parsed);
            })
       .def("run", &run, "input_tensors"_a, "model_name"_a = nb::none())
-      .def("_run_async", &run_async)
+      .def("_run_async", &run_async, "input_tensors"_a, "model_name"_a.none(), "callback"_a)
       .def(
           "input_buffers",
           [](Runtime& rt, nb::handle model_name) {

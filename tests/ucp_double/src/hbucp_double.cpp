@@ -337,7 +337,7 @@ static int32_t do_malloc(hbUCPSysMem* mem, uint64_t size, int32_t device, bool c
   }
   *mem = hbUCPSysMem{a.phy, cpu, size};
   log(std::string("malloc mem=") + std::to_string(a.id) + " bytes=" + std::to_string(size) +
-      " cached=" + (cached ? "1" : "0"));
+      " cached=" + (cached ? "1" : "0") + " vir=" + hex(reinterpret_cast<uintptr_t>(cpu)));
   count("mallocs");
   count("live_sysmem");
   count("live_sysmem_bytes", static_cast<int64_t>(size));

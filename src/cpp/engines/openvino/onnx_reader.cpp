@@ -566,9 +566,13 @@ TensorInfo to_tensor_info(const ValueInfo& vi, const char* role, const std::stri
   bool dynamic = false;
   for (size_t i = t.shape.size(); i-- > 0;) {
     t.strides[i] = dynamic ? -1 : step;
-    if (t.shape[i] < 0) dynamic = true;
-    else if (!dynamic && __builtin_mul_overflow(step, t.shape[i], &step))
-      throw InvalidArgument(where() + "shape " + format_shape(t.shape) + " is too large");
+    if (t.shape[i] < 0) {
+      dynamic = true;
+    } else if (!dynamic) {
+      if (t.shape[i] != 0 && step > INT64_MAX / t.shape[i])
+        throw InvalidArgument(where() + "shape " + format_shape(t.shape) + " is too large");
+      step *= t.shape[i];
+    }
   }
   return t;
 }
@@ -683,6 +687,7 @@ OnnxFileInfo read_onnx_file(const std::string& path) {
   if (std::filesystem::is_directory(path, ec)) throw fail("is a directory");
   uintmax_t size = std::filesystem::file_size(path, ec);
   if (ec) throw fail(ec.message());
+  if (size > SIZE_MAX) throw fail("too large for this platform");
   std::ifstream in(path, std::ios::binary);
   if (!in) throw fail("cannot open the file");
   auto buf = std::make_unique_for_overwrite<char[]>(size ? size : 1);

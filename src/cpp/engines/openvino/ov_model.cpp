@@ -1,5 +1,6 @@
 #include "ov_model.h"
 
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
 #include <mutex>
@@ -198,11 +199,20 @@ std::shared_ptr<Model> load_ov_model(const ov::Core& core, const std::string& fi
   ov::Owned<ov::ModelGraph> graph(graph_raw);
   // f32 so results match onnxruntime (the CPU default is bf16 on some CPUs); one stream and
   // one thread per request: parallelism comes from our scheduler, not from OpenVINO.
+  // Exception: with dynamic inputs we leave the thread count to OpenVINO, whose
+  // single-thread mode skips runtime shape checks (an inconsistent shape then yields an empty
+  // or wrong output instead of an error; seen with OpenVINO 2026.4).
+  const bool dynamic = std::any_of(info.inputs.begin(), info.inputs.end(),
+                                   [](const TensorInfo& t) { return t.has_dynamic_dims(); });
   ov::CompiledModel* compiled_raw = nullptr;
-  ov::check(a.core_compile_model(&core, graph.get(), "CPU", 8, &compiled_raw,
-                                 "INFERENCE_PRECISION_HINT", "f32", "NUM_STREAMS", "1",
-                                 "INFERENCE_NUM_THREADS", "1", "ENABLE_CPU_PINNING", "NO"),
-            "compiling model '" + file + "'");
+  ov::Status status =
+      dynamic ? a.core_compile_model(&core, graph.get(), "CPU", 6, &compiled_raw,
+                                     "INFERENCE_PRECISION_HINT", "f32", "NUM_STREAMS", "1",
+                                     "ENABLE_CPU_PINNING", "NO")
+              : a.core_compile_model(&core, graph.get(), "CPU", 8, &compiled_raw,
+                                     "INFERENCE_PRECISION_HINT", "f32", "NUM_STREAMS", "1",
+                                     "INFERENCE_NUM_THREADS", "1", "ENABLE_CPU_PINNING", "NO");
+  ov::check(status, "compiling model '" + file + "'");
   return std::make_shared<OvModel>(std::move(info), ov::Owned<ov::CompiledModel>(compiled_raw));
 }
 

@@ -252,11 +252,7 @@ def test_properties_are_read_only(prop, open_runtime, qdq_path):
         setattr(rt, prop, None)
     with pytest.raises(AttributeError):
         delattr(rt, prop)
-    after = getattr(rt, prop)
-    if prop.endswith("_quants"):
-        assert {m: dict(v) for m, v in after.items()} == {m: dict(v) for m, v in before.items()}
-    else:
-        assert after == before
+    assert getattr(rt, prop) == before
 
 
 def test_properties_return_fresh_containers(open_runtime, qdq_path, lanenet_path):

@@ -77,6 +77,7 @@ Runtime::Runtime(const std::vector<std::string>& files, std::string_view engine)
   }
   engines_ = std::move(engines);
   sched_.resize(models_.size());
+  masks_.resize(models_.size(), kAnyCore);
   for (const auto& mi : infos_) {
     bool seen = std::any_of(file_descs_.begin(), file_descs_.end(),
                             [&](auto& p) { return p.first == mi.file; });
@@ -151,7 +152,10 @@ void Runtime::set_sched(const std::vector<std::pair<size_t, SchedParams>>& updat
     }
   }
   std::lock_guard lock(mu_);
-  for (const auto& [m, p] : updates) sched_[m] = p;
+  for (const auto& [m, p] : updates) {
+    sched_[m] = p;
+    masks_[m] = core_mask(p.bpu_cores);
+  }
 }
 
 void Runtime::validate(const Request& request) const {
@@ -210,9 +214,15 @@ std::vector<Runtime::Result> Runtime::run(std::vector<Request> requests) {
   // Latency path: one host model, an idle allowed core, nothing queued: run right here.
   if (requests.size() == 1 && !engines_[requests[0].model]->hardware_scheduled()) {
     const size_t m = requests[0].model;
-    auto model = model_ptr(m);
-    Scheduler& sched = Scheduler::instance();
-    int core = sched.claim_idle_core(core_mask(this->sched(m).bpu_cores));
+    std::shared_ptr<Model> model;
+    CoreMask mask;
+    {
+      std::lock_guard lock(mu_);
+      check_open();
+      model = models_[m];
+      mask = masks_[m];
+    }
+    int core = Scheduler::instance().claim_idle_core(mask);
     if (core >= 0) {
       CoreClaim claim{core};
       std::vector<Result> out(1);

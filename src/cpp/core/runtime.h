@@ -80,6 +80,7 @@ class Runtime {
   std::condition_variable idle_cv_;
   std::vector<std::shared_ptr<Model>> models_;  // emptied by close()
   std::vector<SchedParams> sched_;
+  std::vector<CoreMask> masks_;  // core_mask(sched_[i].bpu_cores), for the hot path
   int in_flight_ = 0;
   bool closed_ = false;
 };

@@ -112,13 +112,15 @@ int Scheduler::claim_idle_core(CoreMask mask) {
 }
 
 void Scheduler::release_core(int core) {
+  bool waiting;
   {
     std::lock_guard lock(mu_);
     cores_[core].busy = false;
     --running_;
+    waiting = !queue_.empty();
   }
-  cv_.notify_all();
-  idle_cv_.notify_all();
+  // The latency path ends here; wake workers only if work queued up meanwhile.
+  if (waiting) cv_.notify_all();
 }
 
 std::set<Scheduler::Entry*, Scheduler::Order>::iterator Scheduler::eligible_for(int core) {
@@ -148,9 +150,7 @@ void Scheduler::worker_loop(int core) {
     lock.lock();
     cores_[core].busy = false;
     --running_;
-    // Another core's task may have been waiting behind this one's ordering.
-    cv_.notify_all();
-    idle_cv_.notify_all();
+    if (queue_.empty()) idle_cv_.notify_all();
   }
 }
 

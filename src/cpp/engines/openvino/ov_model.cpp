@@ -11,6 +11,12 @@
 namespace hbm {
 namespace {
 
+// Memory an output is written into, and the OpenVINO tensor wrapping it.
+struct OutputBuffer {
+  std::shared_ptr<AlignedBuffer> memory;
+  ov::Owned<ov::Tensor> tensor;
+};
+
 // One infer request with the tensors last bound to it, so that a caller passing the same
 // buffers again (the common loop) pays for no re-wrapping.
 struct RequestSlot {
@@ -18,9 +24,20 @@ struct RequestSlot {
   std::vector<ov::Owned<ov::Tensor>> in_tensors;
   std::vector<const void*> in_data;
   std::vector<std::vector<int64_t>> in_shapes;
-  std::vector<ov::Owned<ov::Tensor>> out_tensors;
-  std::vector<std::shared_ptr<AlignedBuffer>> out_buffers;  // static-shape outputs only
+  std::vector<OutputBuffer> outputs;  // static-shape outputs only
+
+  // True when the caller holds none of this slot's output memory.
+  bool outputs_free() const {
+    for (const auto& o : outputs)
+      if (o.memory && o.memory.use_count() > 1) return false;
+    return true;
+  }
 };
+
+// Idle requests kept per model. Binding a new output tensor costs OpenVINO several
+// microseconds, so a caller who keeps the last result while running again is served by
+// another request whose outputs are free rather than by rebinding.
+constexpr size_t kIdleSlots = 4;
 
 class OvModel final : public Model {
  public:
@@ -65,18 +82,19 @@ class OvModel final : public Model {
     slot->in_tensors.resize(info_.inputs.size());
     slot->in_data.resize(info_.inputs.size(), nullptr);
     slot->in_shapes.resize(info_.inputs.size());
-    slot->out_tensors.resize(info_.outputs.size());
-    slot->out_buffers.resize(info_.outputs.size());
+    slot->outputs.resize(info_.outputs.size());
     return slot;
   }
 
   std::unique_ptr<RequestSlot> acquire() {
     {
       std::lock_guard lock(mu_);
-      if (!free_.empty()) {
-        auto s = std::move(free_.back());
-        free_.pop_back();
-        return s;
+      for (size_t k = free_.size(); k-- > 0;) {
+        if (free_[k]->outputs_free() || (k == 0 && free_.size() >= kIdleSlots)) {
+          auto s = std::move(free_[k]);
+          free_.erase(free_.begin() + static_cast<std::ptrdiff_t>(k));
+          return s;
+        }
       }
     }
     return make_slot();
@@ -108,25 +126,29 @@ class OvModel final : public Model {
   }
 
   // Static outputs are written straight into memory we hand to the caller. A buffer the
-  // caller still holds is replaced; one nobody holds any more is reused.
+  // caller still holds is replaced, never reused.
   void bind_outputs(RequestSlot& s) {
-    const ov::Api& a = ov::api();
     for (size_t i = 0; i < info_.outputs.size(); ++i) {
-      if (!static_out_[i] || (s.out_buffers[i] && s.out_buffers[i].use_count() == 1)) continue;
-      const TensorInfo& ti = info_.outputs[i];
-      size_t bytes = element_size(ti.dtype);
-      for (int64_t d : ti.shape) bytes *= static_cast<size_t>(d);
-      auto buf = std::make_shared<AlignedBuffer>(bytes);
-      ov::OwnedShape shape(ti.shape);
-      ov::Tensor* raw = nullptr;
-      ov::check(a.tensor_create_from_host_ptr(ov::element_type(ti.dtype), shape.get(), buf->data(), &raw),
-                "allocating output '" + ti.name + "'");
-      ov::Owned<ov::Tensor> tensor(raw);
-      ov::check(a.set_output_tensor_by_index(s.request.get(), i, tensor.get()),
-                "binding output '" + ti.name + "' of model '" + info_.name + "'");
-      s.out_tensors[i] = std::move(tensor);
-      s.out_buffers[i] = std::move(buf);
+      if (!static_out_[i] || (s.outputs[i].memory && s.outputs[i].memory.use_count() == 1)) continue;
+      s.outputs[i] = new_output_buffer(i);
+      ov::check(ov::api().set_output_tensor_by_index(s.request.get(), i, s.outputs[i].tensor.get()),
+                "binding output '" + info_.outputs[i].name + "' of model '" + info_.name + "'");
     }
+  }
+
+  OutputBuffer new_output_buffer(size_t i) {
+    const TensorInfo& ti = info_.outputs[i];
+    size_t bytes = element_size(ti.dtype);
+    for (int64_t d : ti.shape) bytes *= static_cast<size_t>(d);
+    OutputBuffer out;
+    out.memory = std::make_shared<AlignedBuffer>(bytes);
+    ov::OwnedShape shape(ti.shape);
+    ov::Tensor* raw = nullptr;
+    ov::check(ov::api().tensor_create_from_host_ptr(ov::element_type(ti.dtype), shape.get(),
+                                                    out.memory->data(), &raw),
+              "allocating output '" + ti.name + "'");
+    out.tensor.reset(raw);
+    return out;
   }
 
   std::vector<OutputTensor> collect_outputs(RequestSlot& s) {
@@ -137,9 +159,10 @@ class OvModel final : public Model {
       OutputTensor& o = outs[i];
       o.dtype = ti.dtype;
       if (static_out_[i]) {
+        const OutputBuffer& b = s.outputs[i];
         o.shape = ti.shape;
-        o.data = s.out_buffers[i]->data();
-        o.owner = s.out_buffers[i];
+        o.data = b.memory->data();
+        o.owner = b.memory;
       } else {
         // Dynamic shape: OpenVINO owns the memory and may reallocate it next run: copy.
         ov::Tensor* raw = nullptr;

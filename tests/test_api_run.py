@@ -207,6 +207,24 @@ def test_non_contiguous_dynamic_and_multi_model(open_runtime, dyn_path, tiny_pat
     assert_outputs_match(result["tiny"], ort_reference(tiny_path, {"a": a, "b": b}))
 
 
+@pytest.mark.parametrize("kind", ["setflags", "frombuffer", "broadcast_to"])
+def test_read_only_inputs(kind, open_runtime, single_path):
+    """Read-only arrays (bytes buffers, memory maps, broadcasts) are valid inputs: the runtime
+    only reads them."""
+    rt = open_runtime(single_path)
+    x = np.random.default_rng(17).standard_normal((1, 16)).astype(np.float32)
+    if kind == "setflags":
+        arg = x.copy()
+        arg.setflags(write=False)
+    elif kind == "frombuffer":
+        arg = np.frombuffer(x.tobytes(), dtype=np.float32).reshape(1, 16)
+    else:
+        x = np.broadcast_to(np.float32(0.5), (1, 16))
+        arg = x
+    assert not arg.flags.writeable
+    assert_outputs_match(rt.run(arg)["single"], ort_reference(single_path, {"x": np.array(x)}), kind)
+
+
 def test_input_modified_in_place_between_runs(single_path, open_runtime):
     """The runtime may cache what it bound last time; new data in the same buffer must be seen."""
     rt = open_runtime(single_path)

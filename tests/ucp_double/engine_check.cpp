@@ -86,7 +86,9 @@ void check_probe() {
         synth(*l, {1, 672, 672, 1}, {-1, -1, 1, 1}, 3, 0, nullptr),
         synth(*l, {1, 84, 84, 255}, {7225344, 86016, 1024, 4}, 8, 255, scales),
         synth(*l, {8}, {1}, 3, 1, scales),
-        synth(*l, {1, -1}, {-1, 4}, 7, 0, nullptr)};
+        synth(*l, {1, -1}, {-1, 4}, 7, 0, nullptr),
+        synth(*l, {}, {}, 7, 0, nullptr),                             // a scalar
+        synth(*l, {1, 3, 4, 5}, {240, 4, 60, 12}, 7, 0, nullptr)};    // NCHW shape, NHWC memory
     for (const auto& one : s) CHECK_EQ(ucp::probe_layout({&one, 1}).dims, l->dims);
     CHECK_EQ(ucp::probe_layout(s).dims, l->dims);
   }

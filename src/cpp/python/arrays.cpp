@@ -34,7 +34,7 @@ nb::dlpack::dtype dl_dtype(DataType t) {
 
 InputView import_input(nb::handle obj, const TensorInfo& tensor, const std::string& model,
                        KeepAlive& keep) {
-  nb::ndarray<> arr;
+  nb::ndarray<nb::ro> arr;
   if (!nb::try_cast(obj, arr, false)) {
     std::string type_name = nb::type_name(obj.type()).c_str();
     throw nb::type_error(("input '" + tensor.name + "' of model '" + model +

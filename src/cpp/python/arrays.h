@@ -13,7 +13,7 @@ namespace hbm::py {
 
 // What must outlive a run: the caller's arrays and our contiguous copies of them.
 struct KeepAlive {
-  std::vector<nanobind::ndarray<>> arrays;
+  std::vector<nanobind::ndarray<nanobind::ro>> arrays;  // read-only arrays are fine inputs
   std::vector<std::unique_ptr<AlignedBuffer>> copies;
   void clear() {  // GIL held
     arrays.clear();

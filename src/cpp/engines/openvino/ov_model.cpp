@@ -6,6 +6,7 @@
 #include <mutex>
 
 #include "core/errors.h"
+#include "core/scheduler.h"
 #include "onnx_reader.h"
 
 namespace hbm {
@@ -220,21 +221,24 @@ std::shared_ptr<Model> load_ov_model(const ov::Core& core, const std::string& fi
   ov::check(a.core_read_model(&core, file.c_str(), nullptr, &graph_raw),
             "reading model '" + file + "'");
   ov::Owned<ov::ModelGraph> graph(graph_raw);
-  // f32 so results match onnxruntime (the CPU default is bf16 on some CPUs); one stream and
-  // one thread per request: parallelism comes from our scheduler, not from OpenVINO.
-  // Exception: with dynamic inputs we leave the thread count to OpenVINO, whose
-  // single-thread mode skips runtime shape checks (an inconsistent shape then yields an empty
-  // or wrong output instead of an error; seen with OpenVINO 2026.4).
+  // f32 so results match onnxruntime (the CPU default is bf16 on some CPUs). One stream of
+  // one thread per host core: OpenVINO runs each sync inference on a stream's thread, so
+  // one stream would serialise concurrent runs of the same model; our scheduler decides
+  // what runs when. A single thread in all is avoided for dynamic inputs: OpenVINO's
+  // single-thread mode skips runtime shape checks (an inconsistent shape then yields an
+  // empty or wrong output instead of an error; seen with OpenVINO 2026.4).
   const bool dynamic = std::any_of(info.inputs.begin(), info.inputs.end(),
                                    [](const TensorInfo& t) { return t.has_dynamic_dims(); });
+  const std::string streams = std::to_string(Scheduler::instance().cores());
   ov::CompiledModel* compiled_raw = nullptr;
   ov::Status status =
-      dynamic ? a.core_compile_model(&core, graph.get(), "CPU", 6, &compiled_raw,
-                                     "INFERENCE_PRECISION_HINT", "f32", "NUM_STREAMS", "1",
-                                     "ENABLE_CPU_PINNING", "NO")
-              : a.core_compile_model(&core, graph.get(), "CPU", 8, &compiled_raw,
-                                     "INFERENCE_PRECISION_HINT", "f32", "NUM_STREAMS", "1",
-                                     "INFERENCE_NUM_THREADS", "1", "ENABLE_CPU_PINNING", "NO");
+      dynamic && streams == "1"
+          ? a.core_compile_model(&core, graph.get(), "CPU", 6, &compiled_raw,
+                                 "INFERENCE_PRECISION_HINT", "f32", "NUM_STREAMS", "1",
+                                 "ENABLE_CPU_PINNING", "NO")
+          : a.core_compile_model(&core, graph.get(), "CPU", 8, &compiled_raw,
+                                 "INFERENCE_PRECISION_HINT", "f32", "NUM_STREAMS", streams.c_str(),
+                                 "INFERENCE_NUM_THREADS", streams.c_str(), "ENABLE_CPU_PINNING", "NO");
   ov::check(status, "compiling model '" + file + "'");
   return std::make_shared<OvModel>(std::move(info), ov::Owned<ov::CompiledModel>(compiled_raw));
 }

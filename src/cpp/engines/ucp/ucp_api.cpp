@@ -119,10 +119,12 @@ bool plausible_pointer(const void* p) {
   return v >= 4096 && v % 4 == 0;
 }
 
+// Strict: fields every real tensor has sane under its own layout (count, type, quant
+// pointers, sizes), which the other layout's bytes almost never satisfy.
 bool plausible(const PropsLayout& layout, const RawProps& raw) {
   PropsView v(layout, const_cast<std::byte*>(raw.bytes.data()));
   const int nd = v.num_dims();
-  if (nd < 1 || nd > layout.dims) return false;
+  if (nd < 0 || nd > layout.dims) return false;
   if (!is_valid(v.tensor_type())) return false;
   if (v.quanti_type() != 0 && v.quanti_type() != 1) return false;
   if (v.quantize_axis() < -layout.dims || v.quantize_axis() > layout.dims) return false;
@@ -131,25 +133,34 @@ bool plausible(const PropsLayout& layout, const RawProps& raw) {
     if (len < 0 || len > (1 << 20)) return false;
     if (len > 0 && !plausible_pointer(ptr)) return false;
   }
-  const int64_t aligned = v.aligned_byte_size();
-  if (aligned < -1 || aligned > kMaxBytes) return false;
-  const auto item = static_cast<int64_t>(element_size(static_cast<DataType>(v.tensor_type())));
-  int64_t dense = item;
+  if (v.aligned_byte_size() < -1 || v.aligned_byte_size() > kMaxBytes) return false;
+  for (int i = 0; i < nd; ++i) {
+    const int64_t d = v.dim(i), s = v.stride(i);
+    if (d < -1 || (s != -1 && (s <= 0 || s > kMaxBytes))) return false;
+  }
+  return true;
+}
+
+// Soft, used only to break a tie: outer strides do not overlap inner dims and
+// alignedByteSize is not below the dense size (permuted or 4-bit packed tensors may differ).
+bool consistent(const PropsLayout& layout, const RawProps& raw) {
+  PropsView v(layout, const_cast<std::byte*>(raw.bytes.data()));
+  const int nd = v.num_dims();
+  int64_t dense = static_cast<int64_t>(element_size(static_cast<DataType>(v.tensor_type())));
   bool all_known = true;
   for (int i = nd; i-- > 0;) {
     const int64_t d = v.dim(i), s = v.stride(i);
-    if (d == -1) all_known = false;
-    else if (d < 0 || __builtin_mul_overflow(dense, d, &dense) || dense > kMaxBytes) return false;
-    if (s != -1 && (s <= 0 || s > kMaxBytes)) return false;
-    if (i + 1 < nd) {  // an outer stride never overlaps the dim inside it
+    if (d < 0) all_known = false;
+    else if (__builtin_mul_overflow(dense, d, &dense) || dense > kMaxBytes) return false;
+    if (i + 1 < nd) {
       const int64_t d1 = v.dim(i + 1), s1 = v.stride(i + 1);
       int64_t inner = 0;
       if (s != -1 && s1 != -1 && d1 > 0 && (__builtin_mul_overflow(d1, s1, &inner) || s < inner))
         return false;
     }
   }
-  if (all_known && aligned > 0 && aligned < dense) return false;
-  return true;
+  const int64_t aligned = v.aligned_byte_size();
+  return !(all_known && aligned > 0 && aligned < dense);
 }
 
 // True when the D=8 library left the bytes past its 152-byte struct alone.
@@ -162,13 +173,24 @@ bool tail_untouched(const RawProps& raw) {
 }  // namespace
 
 const PropsLayout& probe_layout(std::span<const RawProps> samples) {
-  bool fits10 = !samples.empty(), fits8 = !samples.empty(), tail = !samples.empty();
+  bool fits10 = !samples.empty(), fits8 = !samples.empty();
+  size_t untouched = 0;
+  int score10 = 0, score8 = 0;
   for (const auto& s : samples) {
     fits10 = fits10 && plausible(kLayoutD10, s);
     fits8 = fits8 && plausible(kLayoutD8, s);
-    tail = tail && tail_untouched(s);
+    score10 += consistent(kLayoutD10, s);
+    score8 += consistent(kLayoutD8, s);
+    untouched += tail_untouched(s);
   }
-  if (fits10 && (!fits8 || !tail)) return kLayoutD10;
+  if (fits10 && fits8) {
+    // Both fit: what the library wrote decides (a D=8 struct ends at byte 152); only an
+    // odd library that wrote the tail for some tensors and not others needs the strides.
+    if (untouched == samples.size()) return kLayoutD8;
+    if (untouched == 0) return kLayoutD10;
+    return score8 > score10 ? kLayoutD8 : kLayoutD10;
+  }
+  if (fits10) return kLayoutD10;
   if (fits8) return kLayoutD8;
   throw EngineUnavailable(
       "BPU engine unavailable: the hbDNNTensorProperties returned by libdnn.so match neither "

@@ -72,11 +72,12 @@ struct RawProps {
   RawProps();
 };
 
-// The layout under which every sample is self-consistent (numDimensions in 1..D, dims and
-// strides sane and ordered, tensorType and quantiType valid, quant pointers set when their
-// lengths are, alignedByteSize not below the dense size). When both layouts fit, the
-// sentinel decides (a D=8 library leaves bytes [152, 176) untouched). Throws
-// EngineUnavailable when no layout fits.
+// The layout under which every sample is plausible: numDimensions in 0..D, tensorType and
+// quantiType valid, quant pointers set when their lengths are, dims/strides/sizes in range.
+// When both fit, the sentinel decides (a D=8 library leaves bytes [152, 176) untouched);
+// if it is untouched for some samples only, the layout whose strides and alignedByteSize
+// agree with the dims for more samples.
+// Throws EngineUnavailable when no layout fits.
 const PropsLayout& probe_layout(std::span<const RawProps> samples);
 
 }  // namespace hbm::ucp

@@ -28,6 +28,26 @@ def test_later_runs_do_not_overwrite_held_results(open_runtime, mlp_path):
     assert len(ptrs) == len(held)
 
 
+def test_partially_held_results_over_many_runs(open_runtime, lanenet_path):
+    """Keep one output of some runs, the other output of others, nothing of the rest, over more
+    runs than the runtime keeps requests for: every array kept still holds its own run's data."""
+    rt = open_runtime(lanenet_path)
+    xs = _inputs(14, models.LANENET_SHAPE, seed=21)
+    kept = []  # (input index, output name, array)
+    for i, x in enumerate(xs):
+        out = rt.run(x)[LANENET_NAME]
+        if i % 3 == 0:
+            kept.append((i, "seg", out["seg"]))
+        elif i % 3 == 1:
+            kept.append((i, "output", out["output"]))
+        del out
+    for _ in range(4):
+        rt.run(xs[0])
+    for i, name, arr in kept:
+        ref = ort_reference(lanenet_path, {"input": xs[i]})[name]
+        np.testing.assert_allclose(arr, ref, rtol=1e-5, atol=1e-5, err_msg=f"run {i} {name}")
+
+
 def test_held_output_array_alone_survives_later_runs(open_runtime, lanenet_path):
     rt = open_runtime(lanenet_path)
     x1, x2, x3 = _inputs(3, models.LANENET_SHAPE, seed=2)

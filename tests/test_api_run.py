@@ -225,6 +225,36 @@ def test_read_only_inputs(kind, open_runtime, single_path):
     assert_outputs_match(rt.run(arg)["single"], ort_reference(single_path, {"x": np.array(x)}), kind)
 
 
+class _ArrayInterfaceOnly:
+    """Exports its data only through __array_interface__ (like many image/camera libraries)."""
+
+    def __init__(self, a: np.ndarray) -> None:
+        self._a = a
+        self.__array_interface__ = a.__array_interface__
+
+
+class _DLPackOnly:
+    def __init__(self, a: np.ndarray) -> None:
+        self._a = a
+
+    def __dlpack__(self, **kwargs):
+        return self._a.__dlpack__(**kwargs)
+
+    def __dlpack_device__(self):
+        return self._a.__dlpack_device__()
+
+
+@pytest.mark.parametrize("wrapper", [_ArrayInterfaceOnly, _DLPackOnly], ids=["array_interface", "dlpack"])
+@pytest.mark.parametrize("layout", ["contiguous", "transposed"])
+def test_array_like_inputs(wrapper, layout, open_runtime, tiny_path):
+    """DESIGN: arrays are numpy or anything exporting DLPack / __array_interface__."""
+    rt = open_runtime(tiny_path)
+    feeds = random_feeds(tiny_path, seed=18)
+    a = feeds["a"] if layout == "contiguous" else np.ascontiguousarray(feeds["a"].T).T
+    result = rt.run({"a": wrapper(a), "b": wrapper(feeds["b"])})
+    assert_outputs_match(result["tiny"], ort_reference(tiny_path, feeds))
+
+
 def test_input_modified_in_place_between_runs(single_path, open_runtime):
     """The runtime may cache what it bound last time; new data in the same buffer must be seen."""
     rt = open_runtime(single_path)

@@ -133,3 +133,52 @@ def test_threads_share_one_input_array(open_runtime, mlp_path):
     for t, row in enumerate(results):
         for i, got in enumerate(row):
             assert_outputs_match(got, ref, f"thread {t} call {i}")
+
+
+def test_scheduling_changes_while_threads_run(open_runtime, mlp_path, two_cores):
+    rt = open_runtime(mlp_path)
+    rng = np.random.default_rng(10)
+    xs = [rng.standard_normal(models.MLP_SHAPE).astype(np.float32) for _ in range(12)]
+    refs = [ort_reference(mlp_path, {"x": x}) for x in xs]
+    settings = [dict(priority=255, bpu_cores=[0]), dict(priority=0, bpu_cores=[1], custom_id=7),
+                dict(bpu_cores=[-1], custom_id=0), dict(priority={"mlp": 9}, bpu_cores={"mlp": [0, 1]})]
+
+    def work(t):
+        if t == 0:
+            for i in range(40):
+                rt.set_scheduling_params(**settings[i % len(settings)])
+            return None
+        return [rt.run(x)["mlp"] for x in xs]
+
+    results = _in_threads(4, work)
+    for t in (1, 2, 3):
+        for i, ref in enumerate(refs):
+            assert_outputs_match(results[t][i], ref, f"thread {t} call {i}")
+    assert rt.sched_params["mlp"].bpu_cores == [0, 1] and rt.sched_params["mlp"].priority == 9
+
+
+def test_close_with_work_in_flight(mlp_path):
+    """Closing while async runs are pending: each future ends (result correct, or cancelled /
+    RuntimeClosedError), nothing hangs, and later runs are refused."""
+    import concurrent.futures
+
+    from hbm_runtime import HB_HBMRuntime, RuntimeClosedError
+
+    rt = HB_HBMRuntime(mlp_path)
+    rng = np.random.default_rng(11)
+    xs = [rng.standard_normal(models.MLP_SHAPE).astype(np.float32) for _ in range(40)]
+    futures = [rt.run_async(x) for x in xs]
+    rt.close()
+    assert rt.closed
+    done, not_done = concurrent.futures.wait(futures, timeout=60)
+    assert not not_done
+    for x, f in zip(xs, futures):
+        if f.cancelled():
+            continue
+        err = f.exception()
+        if err is not None:
+            assert isinstance(err, RuntimeClosedError), repr(err)
+            continue
+        assert_outputs_match(f.result()["mlp"], ort_reference(mlp_path, {"x": x}))
+    with pytest.raises(RuntimeClosedError):
+        rt.run(xs[0])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any, Tuple
+
 
 class HBMRuntimeError(RuntimeError):
     """An engine library reported a failure.
@@ -14,7 +16,7 @@ class HBMRuntimeError(RuntimeError):
         self.code = code
         self.description = description
 
-    def __reduce__(self):  # keep code/description through pickling (multiprocessing)
+    def __reduce__(self) -> Tuple[Any, ...]:  # keep code/description through pickling (multiprocessing)
         return (type(self), (str(self), self.code, self.description))
 
 

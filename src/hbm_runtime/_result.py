@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict
+from typing import Any, Dict, Tuple
+
+import numpy as np
 
 
-class RunResult(dict):  # type: ignore[type-arg]
+class RunResult(dict[str, dict[str, np.ndarray[Any, Any]]]):
     """``{model_name: {output_name: numpy.ndarray}}`` with a ``timings`` attribute.
 
     ``timings[model_name]`` is a dict with ``queued_us``, ``prepare_us``, ``infer_us``,
@@ -14,9 +16,11 @@ class RunResult(dict):  # type: ignore[type-arg]
     """
 
     __slots__ = ("_t", "_timings")
+    _t: Any
+    _timings: Dict[str, Dict[str, float]]
 
     @property
-    def timings(self) -> Dict[str, Dict[str, Any]]:
+    def timings(self) -> Dict[str, Dict[str, float]]:
         try:
             return self._timings
         except AttributeError:
@@ -24,5 +28,5 @@ class RunResult(dict):  # type: ignore[type-arg]
             self._timings = raw.to_dict() if raw is not None else {}
             return self._timings
 
-    def __reduce__(self):
+    def __reduce__(self) -> Tuple[Any, ...]:
         return (dict, (dict(self),))

@@ -6,17 +6,32 @@ import concurrent.futures
 import importlib.util
 import operator
 import os
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Protocol, Sequence, Tuple, Union
 
 import numpy as np
 
 from . import _hbm_ext
 from ._errors import RuntimeClosedError
 from ._hbm_ext import hbDNNDataType, hbDNNQuantiType
+from ._result import RunResult
 from ._types import QuantParams, SchedParam
 from ._version import __version__
 
 PathLike = Union[str, "os.PathLike[str]"]
+
+
+class SupportsDLPack(Protocol):
+    """An array exporting DLPack (a torch CPU tensor, for instance)."""
+
+    def __dlpack__(self) -> Any: ...
+
+    def __dlpack_device__(self) -> Tuple[int, int]: ...
+
+
+InputArray = Union[np.ndarray[Any, Any], SupportsDLPack]
+# run()'s three input forms (the mappings must be dicts): one array, {input_name: array},
+# {model_name: {input_name: array}}.
+RunInput = Union[InputArray, Mapping[str, InputArray], Mapping[str, Mapping[str, InputArray]]]
 
 _TensorInfo = Tuple[str, str, hbDNNDataType, List[int], List[int], Tuple[Any, np.ndarray, np.ndarray, int]]
 
@@ -229,10 +244,15 @@ class HB_HBMRuntime(_hbm_ext._Runtime):
         self._set_sched([(i, *current[i]) for i in sorted(touched)])
 
     # -- running ----------------------------------------------------------------------
-    def run_async(self, input_tensors: Any, model_name: Optional[str] = None) -> "concurrent.futures.Future[Dict[str, Dict[str, np.ndarray]]]":
+    if TYPE_CHECKING:  # run() is the extension's _Runtime.run; this is its signature for type checkers.
+
+        def run(self, input_tensors: RunInput, model_name: Optional[str] = None) -> RunResult:  # type: ignore[override]
+            ...
+
+    def run_async(self, input_tensors: RunInput, model_name: Optional[str] = None) -> "concurrent.futures.Future[RunResult]":
         """Like run(), but returns at once with a concurrent.futures.Future of the result
         (use ``asyncio.wrap_future`` in asyncio code)."""
-        future: concurrent.futures.Future = concurrent.futures.Future()
+        future: concurrent.futures.Future[RunResult] = concurrent.futures.Future()
 
         def done(result: Any, error: Optional[BaseException]) -> None:
             if error is None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Union
+from typing import Any, Dict, List, Tuple, Union
 
 import numpy as np
 
@@ -49,7 +49,7 @@ class QuantParams:
             f"quant_type={self.quant_type!r}, axis={self.axis})"
         )
 
-    def __reduce__(self):
+    def __reduce__(self) -> Tuple[Any, ...]:
         return (QuantParams, (self.scale, self.zero_point, int(self.quant_type), self.axis))
 
 

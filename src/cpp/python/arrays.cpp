@@ -1,6 +1,8 @@
 #include "arrays.h"
 
+#include <mutex>
 #include <string>
+#include <unordered_map>
 
 #include <nanobind/ndarray.h>
 
@@ -30,12 +32,36 @@ nb::dlpack::dtype dl_dtype(DataType t) {
   return nb::dlpack::dtype{static_cast<uint8_t>(tr.dl_code), bits, 1};
 }
 
+std::mutex g_device_mu;
+std::unordered_map<const void*, std::weak_ptr<void>> g_device_inputs;
+
+bool is_device_input(const void* p) {
+  std::lock_guard lock(g_device_mu);
+  auto it = g_device_inputs.find(p);
+  if (it == g_device_inputs.end()) return false;
+  if (!it->second.expired()) return true;
+  g_device_inputs.erase(it);
+  return false;
+}
+
 }  // namespace
+
+void remember_device_input(const OutputTensor& t) {
+  std::lock_guard lock(g_device_mu);
+  std::erase_if(g_device_inputs, [](const auto& kv) { return kv.second.expired(); });
+  g_device_inputs[t.data] = t.owner;
+}
 
 InputView import_input(nb::handle obj, const TensorInfo& tensor, const std::string& model,
                        KeepAlive& keep) {
   nb::ndarray<nb::ro> arr;
-  if (!nb::try_cast(obj, arr, false)) {
+  bool ok = nb::try_cast(obj, arr, false);
+  if (!ok && (nb::hasattr(obj, "__array_interface__") || nb::hasattr(obj, "__array_struct__"))) {
+    // numpy views such objects without copying or converting them.
+    nb::object view = nb::module_::import_("numpy").attr("asarray")(obj);
+    ok = nb::try_cast(view, arr, false);
+  }
+  if (!ok) {
     std::string type_name = nb::type_name(obj.type()).c_str();
     throw nb::type_error(("input '" + tensor.name + "' of model '" + model +
                           "': expected a numpy array or a DLPack tensor, got " + type_name)
@@ -76,7 +102,7 @@ InputView import_input(nb::handle obj, const TensorInfo& tensor, const std::stri
     expect *= static_cast<int64_t>(arr.shape(i));
   }
   const char* base = static_cast<const char*>(arr.data()) + arr.byte_offset();
-  if (contiguous || count == 0) {
+  if (contiguous || count == 0 || is_device_input(base)) {
     view.data = base;
   } else {
     std::vector<int64_t> byte_strides(ndim);

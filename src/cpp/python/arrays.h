@@ -30,4 +30,8 @@ InputView import_input(nanobind::handle obj, const TensorInfo& tensor, const std
 // A numpy array sharing the output's memory; the array keeps that memory alive.
 nanobind::object to_numpy(OutputTensor&& t);
 
+// Remembers engine-owned input memory handed out by input_buffers(): such arrays are
+// padded (not C-contiguous) yet must reach the engine as they are, without a copy.
+void remember_device_input(const OutputTensor& t);
+
 }  // namespace hbm::py

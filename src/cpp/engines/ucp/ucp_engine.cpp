@@ -237,6 +237,7 @@ std::vector<std::shared_ptr<Model>> Loader::run() {
     info.name = r.name;
     info.desc = r.desc;
     info.file = files_[r.file];
+    info.file_desc = group->file_descs[r.file].second;
     auto plan = std::make_shared<ModelPlan>();
     plan->name = r.name;
     plan->context = "model '" + r.name + "'";

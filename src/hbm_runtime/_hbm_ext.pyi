@@ -1,0 +1,95 @@
+from collections.abc import Sequence
+import enum
+
+
+class hbDNNDataType(enum.IntEnum):
+    """Tensor element type (libdnn numbering)."""
+
+    S4 = 0
+
+    U4 = 1
+
+    S8 = 2
+
+    U8 = 3
+
+    F16 = 4
+
+    S16 = 5
+
+    U16 = 6
+
+    F32 = 7
+
+    S32 = 8
+
+    U32 = 9
+
+    F64 = 10
+
+    S64 = 11
+
+    U64 = 12
+
+    BOOL8 = 13
+
+    MAX = 14
+
+class hbDNNQuantiType(enum.IntEnum):
+    """Tensor quantization type."""
+
+    NONE = 0
+
+    SCALE = 1
+
+class _RunTimings:
+    def to_dict(self) -> dict: ...
+
+def _set_result_type(arg: object, /) -> None: ...
+
+class _Runtime:
+    def __init__(self, model_files: Sequence[str], engine: str = '') -> None: ...
+
+    def _model_names(self) -> list[str]: ...
+
+    def _model_desc(self, arg: int, /) -> str: ...
+
+    def _file_descs(self) -> list[tuple[str, str]]: ...
+
+    def _engine_names(self) -> list[str]: ...
+
+    def _index_of(self, arg: str, /) -> int: ...
+
+    def _tensor_infos(self, arg0: int, arg1: bool, /) -> list: ...
+
+    def _sched(self, arg: int, /) -> tuple: ...
+
+    def _set_sched(self, arg: Sequence[tuple[int, int, int, Sequence[int], int]], /) -> None: ...
+
+    def run(self, input_tensors: object, model_name: object | None = None) -> object: ...
+
+    def _run_async(self, input_tensors: object, model_name: object | None, callback: object) -> None: ...
+
+    def input_buffers(self, model_name: object | None = None) -> dict: ...
+
+    def close(self) -> None: ...
+
+    @property
+    def closed(self) -> bool: ...
+
+def set_host_cores(n: int) -> None:
+    """Sets how many virtual cores the host scheduler has (process-wide)."""
+
+def host_cores() -> int:
+    """Number of virtual cores of the host scheduler."""
+
+def _queued() -> int: ...
+
+def _shutdown() -> None: ...
+
+def _engine_versions() -> list[tuple[str, str]]: ...
+
+class _CoreHold:
+    def __init__(self, core: int) -> None: ...
+
+    def release(self) -> None: ...

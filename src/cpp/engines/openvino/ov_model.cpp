@@ -18,9 +18,18 @@ struct OutputBuffer {
   ov::Owned<ov::Tensor> tensor;
 };
 
+// A compiled copy of the model. With one stream and one thread OpenVINO runs a sync
+// inference on the calling thread (no hop to a stream thread: the lowest latency) but one
+// at a time per compiled model, so parallel runs of one model get a replica each.
+struct Replica {
+  ov::Owned<ov::CompiledModel> compiled;
+  int busy = 0;  // inferences running on it
+};
+
 // One infer request with the tensors last bound to it, so that a caller passing the same
 // buffers again (the common loop) pays for no re-wrapping.
 struct RequestSlot {
+  Replica* replica = nullptr;
   ov::Owned<ov::InferRequest> request;
   std::vector<ov::Owned<ov::Tensor>> in_tensors;
   std::vector<const void*> in_data;
@@ -35,17 +44,21 @@ struct RequestSlot {
   }
 };
 
-// Idle requests kept per model. Binding a new output tensor costs OpenVINO several
+// Idle requests kept per replica. Binding a new output tensor costs OpenVINO several
 // microseconds, so a caller who keeps the last result while running again is served by
 // another request whose outputs are free rather than by rebinding.
 constexpr size_t kIdleSlots = 4;
 
+ov::Owned<ov::CompiledModel> compile(const ov::Core& core, const ov::ModelGraph& graph,
+                                     const ModelInfo& info);
+
 class OvModel final : public Model {
  public:
-  OvModel(ModelInfo info, ov::Owned<ov::CompiledModel> compiled)
-      : info_(std::move(info)), compiled_(std::move(compiled)) {
+  OvModel(ModelInfo info, const ov::Core& core, ov::Owned<ov::ModelGraph> graph)
+      : info_(std::move(info)), core_(core), graph_(std::move(graph)) {
     for (const auto& t : info_.outputs) static_out_.push_back(!t.has_dynamic_dims());
-    release(make_slot());  // fail at load, not at first run
+    replicas_.push_back(std::make_unique<Replica>(Replica{compile(core_, *graph_, info_)}));
+    free_.push_back(make_slot(replicas_[0].get()));  // fail at load, not at first run
   }
 
   const ModelInfo& info() const override { return info_; }
@@ -74,10 +87,11 @@ class OvModel final : public Model {
     ~SlotReturn() { model->release(std::move(slot)); }
   };
 
-  std::unique_ptr<RequestSlot> make_slot() {
+  std::unique_ptr<RequestSlot> make_slot(Replica* replica) {
     auto slot = std::make_unique<RequestSlot>();
+    slot->replica = replica;
     ov::InferRequest* raw = nullptr;
-    ov::check(ov::api().create_infer_request(compiled_.get(), &raw),
+    ov::check(ov::api().create_infer_request(replica->compiled.get(), &raw),
               "creating an infer request for model '" + info_.name + "'");
     slot->request.reset(raw);
     slot->in_tensors.resize(info_.inputs.size());
@@ -87,23 +101,66 @@ class OvModel final : public Model {
     return slot;
   }
 
-  std::unique_ptr<RequestSlot> acquire() {
-    {
-      std::lock_guard lock(mu_);
-      for (size_t k = free_.size(); k-- > 0;) {
-        if (free_[k]->outputs_free() || (k == 0 && free_.size() >= kIdleSlots)) {
-          auto s = std::move(free_[k]);
-          free_.erase(free_.begin() + static_cast<std::ptrdiff_t>(k));
-          return s;
-        }
-      }
+  // An idle replica, else a new one while there are fewer than host cores, else the least
+  // busy one. Needs the lock; may drop it while compiling.
+  Replica* pick_replica(std::unique_lock<std::mutex>& lock) {
+    Replica* least = nullptr;
+    for (auto& r : replicas_) {
+      if (r->busy == 0) return r.get();
+      if (!least || r->busy < least->busy) least = r.get();
     }
-    return make_slot();
+    if (growing_ || replicas_.size() >= static_cast<size_t>(Scheduler::instance().cores()))
+      return least;
+    growing_ = true;
+    lock.unlock();
+    std::unique_ptr<Replica> fresh;
+    try {
+      fresh = std::make_unique<Replica>(Replica{compile(core_, *graph_, info_)});
+    } catch (...) {
+      lock.lock();
+      growing_ = false;
+      return least;  // run on an existing copy rather than fail the call
+    }
+    lock.lock();
+    growing_ = false;
+    replicas_.push_back(std::move(fresh));
+    return replicas_.back().get();
+  }
+
+  std::unique_ptr<RequestSlot> acquire() {
+    std::unique_lock lock(mu_);
+    Replica* replica = pick_replica(lock);
+    ++replica->busy;
+    size_t mine = 0, oldest = free_.size();
+    for (size_t k = free_.size(); k-- > 0;) {
+      if (free_[k]->replica != replica) continue;
+      if (free_[k]->outputs_free()) {
+        auto s = std::move(free_[k]);
+        free_.erase(free_.begin() + static_cast<std::ptrdiff_t>(k));
+        return s;
+      }
+      ++mine;
+      oldest = k;
+    }
+    if (mine >= kIdleSlots) {
+      auto s = std::move(free_[oldest]);
+      free_.erase(free_.begin() + static_cast<std::ptrdiff_t>(oldest));
+      return s;
+    }
+    lock.unlock();
+    try {
+      return make_slot(replica);
+    } catch (...) {
+      lock.lock();
+      --replica->busy;
+      throw;
+    }
   }
 
   void release(std::unique_ptr<RequestSlot> slot) {
     if (!slot) return;
     std::lock_guard lock(mu_);
+    --slot->replica->busy;
     free_.push_back(std::move(slot));
   }
 
@@ -188,10 +245,13 @@ class OvModel final : public Model {
   }
 
   ModelInfo info_;
-  ov::Owned<ov::CompiledModel> compiled_;
+  const ov::Core& core_;  // the engine's; lives as long as the process
+  ov::Owned<ov::ModelGraph> graph_;  // kept to compile replicas
   std::vector<bool> static_out_;
   std::mutex mu_;
-  std::vector<std::unique_ptr<RequestSlot>> free_;
+  std::vector<std::unique_ptr<Replica>> replicas_;  // never shrinks: slots point into it
+  std::vector<std::unique_ptr<RequestSlot>> free_;  // declared last: destroyed first
+  bool growing_ = false;  // a replica is being compiled
 };
 
 void check_supported(const ModelInfo& mi) {
@@ -216,31 +276,33 @@ std::shared_ptr<Model> load_ov_model(const ov::Core& core, const std::string& fi
   info.file_desc = std::move(parsed.file_desc);
   check_supported(info);
 
-  const ov::Api& a = ov::api();
   ov::ModelGraph* graph_raw = nullptr;
-  ov::check(a.core_read_model(&core, file.c_str(), nullptr, &graph_raw),
+  ov::check(ov::api().core_read_model(&core, file.c_str(), nullptr, &graph_raw),
             "reading model '" + file + "'");
-  ov::Owned<ov::ModelGraph> graph(graph_raw);
+  return std::make_shared<OvModel>(std::move(info), core, ov::Owned<ov::ModelGraph>(graph_raw));
+}
+
+namespace {
+ov::Owned<ov::CompiledModel> compile(const ov::Core& core, const ov::ModelGraph& graph,
+                                     const ModelInfo& info) {
   // f32 so results match onnxruntime (the CPU default is bf16 on some CPUs). One stream of
-  // one thread per host core: OpenVINO runs each sync inference on a stream's thread, so
-  // one stream would serialise concurrent runs of the same model; our scheduler decides
-  // what runs when. A single thread in all is avoided for dynamic inputs: OpenVINO's
-  // single-thread mode skips runtime shape checks (an inconsistent shape then yields an
-  // empty or wrong output instead of an error; seen with OpenVINO 2026.4).
+  // one thread: the inference runs on the calling thread, and our scheduler decides what
+  // runs when. Dynamic inputs are the exception: OpenVINO's single-thread mode skips runtime
+  // shape checks (an inconsistent shape then yields an empty or wrong output instead of an
+  // error; seen with OpenVINO 2026.4), so there it picks its thread count itself.
   const bool dynamic = std::any_of(info.inputs.begin(), info.inputs.end(),
                                    [](const TensorInfo& t) { return t.has_dynamic_dims(); });
-  const std::string streams = std::to_string(Scheduler::instance().cores());
-  ov::CompiledModel* compiled_raw = nullptr;
+  const ov::Api& a = ov::api();
+  ov::CompiledModel* raw = nullptr;
   ov::Status status =
-      dynamic && streams == "1"
-          ? a.core_compile_model(&core, graph.get(), "CPU", 6, &compiled_raw,
-                                 "INFERENCE_PRECISION_HINT", "f32", "NUM_STREAMS", "1",
-                                 "ENABLE_CPU_PINNING", "NO")
-          : a.core_compile_model(&core, graph.get(), "CPU", 8, &compiled_raw,
-                                 "INFERENCE_PRECISION_HINT", "f32", "NUM_STREAMS", streams.c_str(),
-                                 "INFERENCE_NUM_THREADS", streams.c_str(), "ENABLE_CPU_PINNING", "NO");
-  ov::check(status, "compiling model '" + file + "'");
-  return std::make_shared<OvModel>(std::move(info), ov::Owned<ov::CompiledModel>(compiled_raw));
+      dynamic ? a.core_compile_model(&core, &graph, "CPU", 6, &raw, "INFERENCE_PRECISION_HINT",
+                                     "f32", "NUM_STREAMS", "1", "ENABLE_CPU_PINNING", "NO")
+              : a.core_compile_model(&core, &graph, "CPU", 8, &raw, "INFERENCE_PRECISION_HINT",
+                                     "f32", "NUM_STREAMS", "1", "INFERENCE_NUM_THREADS", "1",
+                                     "ENABLE_CPU_PINNING", "NO");
+  ov::check(status, "compiling model '" + info.file + "'");
+  return ov::Owned<ov::CompiledModel>(raw);
 }
+}  // namespace
 
 }  // namespace hbm

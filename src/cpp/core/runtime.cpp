@@ -247,59 +247,21 @@ void Runtime::run_async(std::vector<Request> requests, Done done) {
   launch(batch, requests);
 }
 
-// Queues host models on the scheduler; submits hardware-scheduled models all at once and
-// waits for them on the calling thread (blocking runs) or on a host worker (async runs).
-void Runtime::launch(std::shared_ptr<Batch> batch, std::vector<Request>& requests) {
-  begin_flight();
-  batch->runtime = this;
-  batch->results.resize(requests.size());
-  batch->remaining = requests.size();
-  std::vector<size_t> hardware;
-  for (size_t i = 0; i < requests.size(); ++i) {
-    const size_t m = requests[i].model;
-    std::shared_ptr<Model> model;
-    try {
-      model = model_ptr(m);
-    } catch (...) {
-      batch->finish_part(std::current_exception());
-      continue;
-    }
-    const SchedParams params = sched(m);
-    if (engines_[m]->hardware_scheduled() && !batch->done) {
-      hardware.push_back(i);
-      continue;
-    }
-    const bool on_device = engines_[m]->hardware_scheduled();
-    Scheduler::Task task;
-    task.priority = params.priority;
-    task.custom_id = params.custom_id;
-    task.mask = on_device ? kAnyCore : core_mask(params.bpu_cores);
-    task.owner = this;
-    auto queued_at = Clock::now();
-    task.run = [batch, model, params, on_device, queued_at, i,
-                req = std::move(requests[i])](int core) {
-      Result& r = batch->results[i];
-      r.timings.queued_us = micros_between(queued_at, Clock::now());
-      r.timings.core = on_device ? -1 : core;
-      std::exception_ptr error;
-      try {
-        if (on_device) r.outputs = model->submit(req.inputs, params, r.timings)->wait(r.timings);
-        else r.outputs = model->infer(req.inputs, r.timings);
-      } catch (...) {
-        error = std::current_exception();
-      }
-      batch->finish_part(error);
-    };
-    task.cancel = [batch](std::exception_ptr why) { batch->finish_part(why); };
-    Scheduler::instance().submit(std::move(task));
-  }
-  // Hardware engines: submit every model before waiting on any.
+// The model, its inputs, its parameters, and where its result goes.
+struct Runtime::DeviceJob {
+  size_t slot;
+  std::shared_ptr<Model> model;
+  SchedParams params;
+  Request request;
+};
+
+// Submits every device job before waiting on any, so the device's scheduler sees them all.
+void Runtime::run_on_device(const std::shared_ptr<Batch>& batch, std::vector<DeviceJob>& jobs) {
   std::vector<std::pair<size_t, std::unique_ptr<PendingInference>>> pending;
-  for (size_t i : hardware) {
-    const size_t m = requests[i].model;
+  for (auto& job : jobs) {
     try {
-      pending.push_back({i, model_ptr(m)->submit(requests[i].inputs, sched(m),
-                                                  batch->results[i].timings)});
+      pending.push_back({job.slot, job.model->submit(job.request.inputs, job.params,
+                                                     batch->results[job.slot].timings)});
     } catch (...) {
       batch->finish_part(std::current_exception());
     }
@@ -314,6 +276,67 @@ void Runtime::launch(std::shared_ptr<Batch> batch, std::vector<Request>& request
     p.reset();
     batch->finish_part(error);
   }
+}
+
+// Queues host models on the scheduler. Device (hardware-scheduled) models are submitted
+// together: on the calling thread for blocking runs, from one host task for async runs.
+void Runtime::launch(std::shared_ptr<Batch> batch, std::vector<Request>& requests) {
+  begin_flight();
+  batch->runtime = this;
+  batch->results.resize(requests.size());
+  batch->remaining = requests.size();
+  std::vector<DeviceJob> device;
+  int32_t device_priority = 0;
+  for (size_t i = 0; i < requests.size(); ++i) {
+    const size_t m = requests[i].model;
+    std::shared_ptr<Model> model;
+    try {
+      model = model_ptr(m);
+    } catch (...) {
+      batch->finish_part(std::current_exception());
+      continue;
+    }
+    const SchedParams params = sched(m);
+    if (engines_[m]->hardware_scheduled()) {
+      device_priority = std::max(device_priority, params.priority);
+      device.push_back({i, std::move(model), params, std::move(requests[i])});
+      continue;
+    }
+    Scheduler::Task task;
+    task.priority = params.priority;
+    task.custom_id = params.custom_id;
+    task.mask = core_mask(params.bpu_cores);
+    task.owner = this;
+    auto queued_at = Clock::now();
+    task.run = [batch, model, queued_at, i, req = std::move(requests[i])](int core) {
+      Result& r = batch->results[i];
+      r.timings.queued_us = micros_between(queued_at, Clock::now());
+      r.timings.core = core;
+      std::exception_ptr error;
+      try {
+        r.outputs = model->infer(req.inputs, r.timings);
+      } catch (...) {
+        error = std::current_exception();
+      }
+      batch->finish_part(error);
+    };
+    task.cancel = [batch](std::exception_ptr why) { batch->finish_part(why); };
+    Scheduler::instance().submit(std::move(task));
+  }
+  if (device.empty()) return;
+  if (!batch->done) {
+    run_on_device(batch, device);
+    return;
+  }
+  Scheduler::Task task;
+  task.priority = device_priority;
+  task.owner = this;
+  auto jobs = std::make_shared<std::vector<DeviceJob>>(std::move(device));
+  task.run = [batch, jobs](int) { run_on_device(batch, *jobs); };
+  task.cancel = [batch, jobs](std::exception_ptr why) {
+    for (size_t k = 0; k < jobs->size(); ++k) batch->finish_part(why);
+  };
+  Scheduler::instance().submit(std::move(task));
 }
 
 std::vector<OutputTensor> Runtime::input_buffers(size_t model) {

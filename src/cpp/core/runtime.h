@@ -65,7 +65,9 @@ class Runtime {
   bool closed() const;
 
  private:
-  struct Batch;
+  struct Batch;      // one run() call's shared state
+  struct DeviceJob;  // one inference for a hardware-scheduled engine
+  static void run_on_device(const std::shared_ptr<Batch>& batch, std::vector<DeviceJob>& jobs);
   void check_open() const;
   void begin_flight();
   void end_flight();

@@ -32,24 +32,33 @@ nb::dlpack::dtype dl_dtype(DataType t) {
   return nb::dlpack::dtype{static_cast<uint8_t>(tr.dl_code), bits, 1};
 }
 
+// Engine input memory handed out by input_buffers(), by address, with its layout.
+struct DeviceInput {
+  std::weak_ptr<void> owner;
+  std::vector<int64_t> shape, strides;
+};
 std::mutex g_device_mu;
-std::unordered_map<const void*, std::weak_ptr<void>> g_device_inputs;
+std::unordered_map<const void*, DeviceInput> g_device_inputs;
 
-bool is_device_input(const void* p) {
+// True when the array is exactly one of those buffers (not a view with another layout).
+bool is_device_input(const void* p, const std::vector<int64_t>& shape,
+                     const std::vector<int64_t>& byte_strides) {
   std::lock_guard lock(g_device_mu);
   auto it = g_device_inputs.find(p);
   if (it == g_device_inputs.end()) return false;
-  if (!it->second.expired()) return true;
-  g_device_inputs.erase(it);
-  return false;
+  if (it->second.owner.expired()) {
+    g_device_inputs.erase(it);
+    return false;
+  }
+  return it->second.shape == shape && it->second.strides == byte_strides;
 }
 
 }  // namespace
 
 void remember_device_input(const OutputTensor& t) {
   std::lock_guard lock(g_device_mu);
-  std::erase_if(g_device_inputs, [](const auto& kv) { return kv.second.expired(); });
-  g_device_inputs[t.data] = t.owner;
+  std::erase_if(g_device_inputs, [](const auto& kv) { return kv.second.owner.expired(); });
+  g_device_inputs[t.data] = DeviceInput{t.owner, t.shape, t.strides};
 }
 
 InputView import_input(nb::handle obj, const TensorInfo& tensor, const std::string& model,
@@ -102,11 +111,11 @@ InputView import_input(nb::handle obj, const TensorInfo& tensor, const std::stri
     expect *= static_cast<int64_t>(arr.shape(i));
   }
   const char* base = static_cast<const char*>(arr.data()) + arr.byte_offset();
-  if (contiguous || count == 0 || is_device_input(base)) {
+  std::vector<int64_t> byte_strides(ndim);
+  for (size_t i = 0; i < ndim; ++i) byte_strides[i] = arr.stride(i) * static_cast<int64_t>(item);
+  if (contiguous || count == 0 || is_device_input(base, view.shape, byte_strides)) {
     view.data = base;
   } else {
-    std::vector<int64_t> byte_strides(ndim);
-    for (size_t i = 0; i < ndim; ++i) byte_strides[i] = arr.stride(i) * static_cast<int64_t>(item);
     auto copy = std::make_unique<AlignedBuffer>(view.nbytes);
     copy_strided_to_dense(base, view.shape, byte_strides, item, copy->data());
     view.data = copy->data();

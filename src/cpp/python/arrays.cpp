@@ -32,34 +32,55 @@ nb::dlpack::dtype dl_dtype(DataType t) {
   return nb::dlpack::dtype{static_cast<uint8_t>(tr.dl_code), bits, 1};
 }
 
-// Engine input memory handed out by input_buffers(), by address, with its layout.
-struct DeviceInput {
-  std::weak_ptr<void> owner;
+// Engine input memory handed out by input_buffers() and still alive, by address, with
+// its layout. An entry is removed when its array dies (see to_device_numpy).
+struct DeviceLayout {
   std::vector<int64_t> shape, strides;
 };
 std::mutex g_device_mu;
-std::unordered_map<const void*, DeviceInput> g_device_inputs;
+std::unordered_map<const void*, DeviceLayout> g_device_inputs;
 
 // True when the array is exactly one of those buffers (not a view with another layout).
 bool is_device_input(const void* p, const std::vector<int64_t>& shape,
                      const std::vector<int64_t>& byte_strides) {
   std::lock_guard lock(g_device_mu);
   auto it = g_device_inputs.find(p);
-  if (it == g_device_inputs.end()) return false;
-  if (it->second.owner.expired()) {
-    g_device_inputs.erase(it);
-    return false;
+  return it != g_device_inputs.end() && it->second.shape == shape &&
+         it->second.strides == byte_strides;
+}
+
+// What a numpy array made by to_numpy keeps alive.
+struct ArrayOwner {
+  std::shared_ptr<void> memory;
+  const void* device_key = nullptr;  // registered device input, forgotten with the array
+  ~ArrayOwner() {
+    if (!device_key) return;
+    std::lock_guard lock(g_device_mu);
+    g_device_inputs.erase(device_key);
   }
-  return it->second.shape == shape && it->second.strides == byte_strides;
+};
+
+nb::object make_numpy(OutputTensor&& t, bool device_input) {
+  auto* owner = new ArrayOwner{std::move(t.owner), nullptr};
+  if (device_input) {
+    std::lock_guard lock(g_device_mu);
+    g_device_inputs[t.data] = DeviceLayout{t.shape, t.strides};
+    owner->device_key = t.data;
+  }
+  nb::capsule capsule(owner, [](void* p) noexcept { delete static_cast<ArrayOwner*>(p); });
+  const size_t ndim = t.shape.size();
+  const int64_t item = static_cast<int64_t>(element_size(t.dtype));
+  std::vector<size_t> shape(ndim);
+  std::vector<int64_t> strides(ndim);
+  for (size_t i = 0; i < ndim; ++i) {
+    shape[i] = static_cast<size_t>(t.shape[i]);
+    strides[i] = t.strides[i] / item;  // element strides; padded rows stay padded
+  }
+  nb::ndarray<nb::numpy> arr(t.data, ndim, shape.data(), capsule, strides.data(), dl_dtype(t.dtype));
+  return arr.cast();
 }
 
 }  // namespace
-
-void remember_device_input(const OutputTensor& t) {
-  std::lock_guard lock(g_device_mu);
-  std::erase_if(g_device_inputs, [](const auto& kv) { return kv.second.owner.expired(); });
-  g_device_inputs[t.data] = DeviceInput{t.owner, t.shape, t.strides};
-}
 
 InputView import_input(nb::handle obj, const TensorInfo& tensor, const std::string& model,
                        KeepAlive& keep) {
@@ -126,19 +147,8 @@ InputView import_input(nb::handle obj, const TensorInfo& tensor, const std::stri
   return view;
 }
 
-nb::object to_numpy(OutputTensor&& t) {
-  auto* owner = new std::shared_ptr<void>(std::move(t.owner));
-  nb::capsule capsule(owner, [](void* p) noexcept { delete static_cast<std::shared_ptr<void>*>(p); });
-  const size_t ndim = t.shape.size();
-  const int64_t item = static_cast<int64_t>(element_size(t.dtype));
-  std::vector<size_t> shape(ndim);
-  std::vector<int64_t> strides(ndim);
-  for (size_t i = 0; i < ndim; ++i) {
-    shape[i] = static_cast<size_t>(t.shape[i]);
-    strides[i] = t.strides[i] / item;  // element strides; padded rows stay padded
-  }
-  nb::ndarray<nb::numpy> arr(t.data, ndim, shape.data(), capsule, strides.data(), dl_dtype(t.dtype));
-  return arr.cast();
-}
+nb::object to_numpy(OutputTensor&& t) { return make_numpy(std::move(t), false); }
+
+nb::object to_device_numpy(OutputTensor&& t) { return make_numpy(std::move(t), true); }
 
 }  // namespace hbm::py

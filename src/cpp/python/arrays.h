@@ -30,8 +30,9 @@ InputView import_input(nanobind::handle obj, const TensorInfo& tensor, const std
 // A numpy array sharing the output's memory; the array keeps that memory alive.
 nanobind::object to_numpy(OutputTensor&& t);
 
-// Remembers engine-owned input memory handed out by input_buffers(): such arrays are
-// padded (not C-contiguous) yet must reach the engine as they are, without a copy.
-void remember_device_input(const OutputTensor& t);
+// Same for engine-owned input memory handed out by input_buffers(): while the array
+// lives, passing it (with its own layout) to run() reaches the engine without a copy,
+// although it is padded rather than C-contiguous.
+nanobind::object to_device_numpy(OutputTensor&& t);
 
 }  // namespace hbm::py

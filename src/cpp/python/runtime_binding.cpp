@@ -286,10 +286,8 @@ void bind_runtime(nb::module_& m) {
               throw InvalidArgument("model '" + rt.info(m).name + "' runs on the " +
                                     rt.engine_names()[m] +
                                     " engine, which has no device input memory; pass arrays to run()");
-            for (size_t i = 0; i < bufs.size(); ++i) {
-              remember_device_input(bufs[i]);
-              out[rt.info(m).inputs[i].name.c_str()] = to_numpy(std::move(bufs[i]));
-            }
+            for (size_t i = 0; i < bufs.size(); ++i)
+              out[rt.info(m).inputs[i].name.c_str()] = to_device_numpy(std::move(bufs[i]));
             return out;
           },
           "model_name"_a = nb::none())

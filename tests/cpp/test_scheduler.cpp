@@ -11,6 +11,7 @@
 
 #include "core/errors.h"
 #include "core/scheduler.h"
+#include "core/waiter_pool.h"
 
 using hbm::CoreMask;
 using hbm::Scheduler;
@@ -227,6 +228,38 @@ void test_stress() {
   CHECK(d.order.size() == 1);
 }
 
+// Every posted wait gets a thread of its own: N jobs blocked at once must all be running.
+void test_waiter_pool() {
+  hbm::WaiterPool& pool = hbm::WaiterPool::instance();
+  for (int round = 0; round < 2; ++round) {  // the second round reuses the threads
+    std::mutex mu;
+    std::condition_variable cv;
+    int running = 0, finished = 0;
+    bool open = false;
+    constexpr int kJobs = 6;
+    for (int i = 0; i < kJobs; ++i) {
+      pool.post([&] {
+        std::unique_lock lock(mu);
+        ++running;
+        cv.notify_all();
+        cv.wait(lock, [&] { return open; });
+        ++finished;
+        cv.notify_all();
+      });
+    }
+    std::unique_lock lock(mu);
+    cv.wait(lock, [&] { return running == kJobs; });
+    open = true;
+    cv.notify_all();
+    cv.wait(lock, [&] { return finished == kJobs; });
+  }
+  pool.shutdown();
+  std::atomic<bool> ran{false};
+  pool.post([&] { ran = true; });  // starts again after shutdown
+  pool.shutdown();
+  CHECK(ran);
+}
+
 int main() {
   test_order();
   test_affinity();
@@ -234,6 +267,7 @@ int main() {
   test_inline_claim();
   test_cancel_owned_and_resize();
   test_stress();
+  test_waiter_pool();
   if (g_failures) {
     std::fprintf(stderr, "%d check(s) failed\n", g_failures);
     return 1;

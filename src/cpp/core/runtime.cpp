@@ -6,6 +6,7 @@
 
 #include "errors.h"
 #include "scheduler.h"
+#include "waiter_pool.h"
 
 namespace hbm {
 
@@ -256,37 +257,43 @@ struct Runtime::DeviceJob {
 };
 
 // Submits every device job before waiting on any, so the device's scheduler sees them all.
-void Runtime::run_on_device(const std::shared_ptr<Batch>& batch, std::vector<DeviceJob>& jobs) {
-  std::vector<std::pair<size_t, std::unique_ptr<PendingInference>>> pending;
+// The waits run here (blocking runs) or on a waiter thread (async runs): never on a host core.
+void Runtime::run_on_device(const std::shared_ptr<Batch>& batch, std::vector<DeviceJob>& jobs,
+                            bool wait_here) {
+  auto pending = std::make_shared<std::vector<std::pair<size_t, std::unique_ptr<PendingInference>>>>();
   for (auto& job : jobs) {
     try {
-      pending.push_back({job.slot, job.model->submit(job.request.inputs, job.params,
-                                                     batch->results[job.slot].timings)});
+      pending->push_back({job.slot, job.model->submit(job.request.inputs, job.params,
+                                                      batch->results[job.slot].timings)});
     } catch (...) {
       batch->finish_part(std::current_exception());
     }
   }
-  for (auto& [i, p] : pending) {
-    std::exception_ptr error;
-    try {
-      batch->results[i].outputs = p->wait(batch->results[i].timings);
-    } catch (...) {
-      error = std::current_exception();
+  auto wait_all = [batch, pending] {
+    for (auto& [i, p] : *pending) {
+      std::exception_ptr error;
+      try {
+        batch->results[i].outputs = p->wait(batch->results[i].timings);
+      } catch (...) {
+        error = std::current_exception();
+      }
+      p.reset();
+      batch->finish_part(error);
     }
-    p.reset();
-    batch->finish_part(error);
-  }
+  };
+  if (pending->empty()) return;
+  if (wait_here) wait_all();
+  else WaiterPool::instance().post(std::move(wait_all));
 }
 
-// Queues host models on the scheduler. Device (hardware-scheduled) models are submitted
-// together: on the calling thread for blocking runs, from one host task for async runs.
+// Queues host models on the scheduler; submits device (hardware-scheduled) models right
+// away, all of them before waiting on any.
 void Runtime::launch(std::shared_ptr<Batch> batch, std::vector<Request>& requests) {
   begin_flight();
   batch->runtime = this;
   batch->results.resize(requests.size());
   batch->remaining = requests.size();
   std::vector<DeviceJob> device;
-  int32_t device_priority = 0;
   for (size_t i = 0; i < requests.size(); ++i) {
     const size_t m = requests[i].model;
     std::shared_ptr<Model> model;
@@ -298,7 +305,6 @@ void Runtime::launch(std::shared_ptr<Batch> batch, std::vector<Request>& request
     }
     const SchedParams params = sched(m);
     if (engines_[m]->hardware_scheduled()) {
-      device_priority = std::max(device_priority, params.priority);
       device.push_back({i, std::move(model), params, std::move(requests[i])});
       continue;
     }
@@ -323,20 +329,7 @@ void Runtime::launch(std::shared_ptr<Batch> batch, std::vector<Request>& request
     task.cancel = [batch](std::exception_ptr why) { batch->finish_part(why); };
     Scheduler::instance().submit(std::move(task));
   }
-  if (device.empty()) return;
-  if (!batch->done) {
-    run_on_device(batch, device);
-    return;
-  }
-  Scheduler::Task task;
-  task.priority = device_priority;
-  task.owner = this;
-  auto jobs = std::make_shared<std::vector<DeviceJob>>(std::move(device));
-  task.run = [batch, jobs](int) { run_on_device(batch, *jobs); };
-  task.cancel = [batch, jobs](std::exception_ptr why) {
-    for (size_t k = 0; k < jobs->size(); ++k) batch->finish_part(why);
-  };
-  Scheduler::instance().submit(std::move(task));
+  if (!device.empty()) run_on_device(batch, device, /*wait_here=*/!batch->done);
 }
 
 std::vector<OutputTensor> Runtime::input_buffers(size_t model) {

@@ -67,7 +67,8 @@ class Runtime {
  private:
   struct Batch;      // one run() call's shared state
   struct DeviceJob;  // one inference for a hardware-scheduled engine
-  static void run_on_device(const std::shared_ptr<Batch>& batch, std::vector<DeviceJob>& jobs);
+  static void run_on_device(const std::shared_ptr<Batch>& batch, std::vector<DeviceJob>& jobs,
+                            bool wait_here);
   void check_open() const;
   void begin_flight();
   void end_flight();

@@ -197,10 +197,12 @@ void run_async(nb::handle self, nb::handle x, nb::handle model_name, nb::object 
   call->models = std::move(parsed.models);
   call->keep = std::move(parsed.keep);
   Runtime* rt = call->rt;
-  rt->run_async(std::move(parsed.requests),
-                [call](std::vector<Runtime::Result>* results, std::exception_ptr error) {
-                  call->complete(results, error);
-                });
+  Runtime::Done done = [call](std::vector<Runtime::Result>* results, std::exception_ptr error) {
+    call->complete(results, error);
+  };
+  // Device models are submitted (inputs copied, caches flushed) before this returns.
+  nb::gil_scoped_release release;
+  rt->run_async(std::move(parsed.requests), std::move(done));
 }
 
 nb::tuple quant_tuple(const QuantInfo& q) {

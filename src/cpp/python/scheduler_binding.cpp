@@ -9,6 +9,7 @@
 #include "core/engine.h"
 #include "core/errors.h"
 #include "core/scheduler.h"
+#include "core/waiter_pool.h"
 #include "runtime_binding.h"
 
 namespace nb = nanobind;
@@ -67,7 +68,10 @@ void bind_scheduler(nb::module_& m) {
   m.def("host_cores", [] { return Scheduler::instance().cores(); },
         "Number of virtual cores of the host scheduler.");
   m.def("_queued", [] { return Scheduler::instance().queued(); });
-  m.def("_shutdown", [] { Scheduler::instance().shutdown(); },
+  m.def("_shutdown", [] {
+          Scheduler::instance().shutdown();
+          WaiterPool::instance().shutdown();
+        },
         nb::call_guard<nb::gil_scoped_release>());
   m.def("_engine_versions", &loaded_engine_versions);
   nb::class_<CoreHold>(m, "_CoreHold")

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <map>
+#include <optional>
 #include <utility>
 
 #include "errors.h"
@@ -204,36 +205,65 @@ void Runtime::end_flight() {
 }
 
 namespace {
+// A core claimed for the calling thread; released on scope exit, exceptions included.
 struct CoreClaim {
-  int core;
+  explicit CoreClaim(int c) : core(c) {}
+  CoreClaim(const CoreClaim&) = delete;
+  CoreClaim& operator=(const CoreClaim&) = delete;
   ~CoreClaim() { Scheduler::instance().release_core(core); }
+  int core;
 };
 }  // namespace
 
 std::vector<Runtime::Result> Runtime::run(std::vector<Request> requests) {
   for (const auto& r : requests) validate(r);
-  // Latency path: one host model, an idle allowed core, nothing queued: run right here.
-  if (requests.size() == 1 && !engines_[requests[0].model]->hardware_scheduled()) {
-    const size_t m = requests[0].model;
-    std::shared_ptr<Model> model;
-    CoreMask mask;
-    {
-      std::lock_guard lock(mu_);
-      check_open();
-      model = models_[m];
-      mask = masks_[m];
-    }
-    int core = Scheduler::instance().claim_idle_core(mask);
-    if (core >= 0) {
-      CoreClaim claim{core};
-      std::vector<Result> out(1);
-      out[0].timings.core = core;
-      out[0].outputs = model->infer(requests[0].inputs, out[0].timings);
-      return out;
+  // The calling thread works too: with nothing queued it claims an idle core for the host
+  // model that would be served first, and runs it here while the others are queued.
+  size_t mine = requests.size();
+  int core = -1;
+  std::shared_ptr<Model> model;
+  {
+    std::vector<size_t> order;
+    std::lock_guard lock(mu_);
+    check_open();
+    for (size_t i = 0; i < requests.size(); ++i)
+      if (!engines_[requests[i].model]->hardware_scheduled()) order.push_back(i);
+    std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+      const SchedParams& pa = sched_[requests[a].model];
+      const SchedParams& pb = sched_[requests[b].model];
+      return pa.priority != pb.priority ? pa.priority > pb.priority : pa.custom_id < pb.custom_id;
+    });
+    for (size_t i : order) {
+      core = Scheduler::instance().claim_idle_core(masks_[requests[i].model]);
+      if (core >= 0) {
+        mine = i;
+        model = models_[requests[i].model];
+        break;
+      }
     }
   }
+  std::optional<CoreClaim> claim;
+  if (core >= 0) claim.emplace(core);
+  if (claim && requests.size() == 1) {  // the latency path: no batch, no wakeups
+    std::vector<Result> out(1);
+    out[0].timings.core = core;
+    out[0].outputs = model->infer(requests[0].inputs, out[0].timings);
+    return out;
+  }
   auto batch = std::make_shared<Batch>();
-  launch(batch, requests);
+  launch(batch, requests, mine);
+  if (claim) {
+    std::exception_ptr error;
+    Result& r = batch->results[mine];
+    r.timings.core = core;
+    try {
+      r.outputs = model->infer(requests[mine].inputs, r.timings);
+    } catch (...) {
+      error = std::current_exception();
+    }
+    claim.reset();  // free the core before waiting for the others
+    batch->finish_part(error);
+  }
   std::unique_lock lock(batch->mu);
   batch->cv.wait(lock, [&] { return batch->remaining == 0; });
   end_flight();
@@ -288,13 +318,15 @@ void Runtime::run_on_device(const std::shared_ptr<Batch>& batch, std::vector<Dev
 
 // Queues host models on the scheduler; submits device (hardware-scheduled) models right
 // away, all of them before waiting on any.
-void Runtime::launch(std::shared_ptr<Batch> batch, std::vector<Request>& requests) {
+void Runtime::launch(std::shared_ptr<Batch> batch, std::vector<Request>& requests,
+                     size_t run_by_caller) {
   begin_flight();
   batch->runtime = this;
   batch->results.resize(requests.size());
   batch->remaining = requests.size();
   std::vector<DeviceJob> device;
   for (size_t i = 0; i < requests.size(); ++i) {
+    if (i == run_by_caller) continue;
     const size_t m = requests[i].model;
     std::shared_ptr<Model> model;
     try {

@@ -72,7 +72,9 @@ class Runtime {
   void check_open() const;
   void begin_flight();
   void end_flight();
-  void launch(std::shared_ptr<Batch> batch, std::vector<Request>& requests);
+  // Starts every request but `run_by_caller` (whose result slot the caller fills).
+  void launch(std::shared_ptr<Batch> batch, std::vector<Request>& requests,
+              size_t run_by_caller = SIZE_MAX);
   std::shared_ptr<Model> model_ptr(size_t model) const;
 
   std::vector<ModelInfo> infos_;

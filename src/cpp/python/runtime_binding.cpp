@@ -10,6 +10,7 @@
 #include "arrays.h"
 #include "core/errors.h"
 #include "core/runtime.h"
+#include "core/waiter_pool.h"
 #include "errors.h"
 
 namespace nb = nanobind;
@@ -197,8 +198,14 @@ void run_async(nb::handle self, nb::handle x, nb::handle model_name, nb::object 
   call->models = std::move(parsed.models);
   call->keep = std::move(parsed.keep);
   Runtime* rt = call->rt;
+  // Completion needs the GIL: it runs on a waiter thread, so that a host core is free for
+  // the next task at once instead of queueing for the GIL.
   Runtime::Done done = [call](std::vector<Runtime::Result>* results, std::exception_ptr error) {
-    call->complete(results, error);
+    auto owned = std::make_shared<std::vector<Runtime::Result>>();
+    if (results) *owned = std::move(*results);
+    WaiterPool::instance().post([call, owned, error] {
+      call->complete(error ? nullptr : owned.get(), error);
+    });
   };
   // Device models are submitted (inputs copied, caches flushed) before this returns.
   nb::gil_scoped_release release;

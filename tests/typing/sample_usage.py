@@ -152,12 +152,13 @@ def main(path: str) -> int:
     run_all_forms(model)
     scheduling(model)
     quant_params()
+    inputs = make_inputs(model, model.model_names[0])
     model.close()
-    print(model.closed)
+    closed: bool = model.closed
     try:
-        model.run({})
-    except (RuntimeClosedError, ValueError) as e:
-        print(type(e).__name__)
+        model.run(inputs)
+    except RuntimeClosedError as e:
+        print(closed, e)
 
     with HB_HBMRuntime([path]) as again:
         print(repr(again))

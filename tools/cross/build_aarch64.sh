@@ -1,0 +1,240 @@
+#!/usr/bin/env bash
+# Cross-builds the aarch64 cp310-abi3 wheel on an x86_64 Debian/Ubuntu machine and tests it
+# under qemu-user in an arm64 root file system, without a board:
+#   1. apt-get: the cross compiler, qemu-user(-static), binfmt-support, debootstrap
+#   2. the target root: $HBM_SYSROOT (a BSP sysroot) or, by default, a Debian arm64 root
+#      assembled here from Debian's packages (debootstrap --foreign, packages unpacked)
+#   3. the wheel: pip wheel with toolchains/aarch64.cmake against the root's Python headers,
+#      tagged linux_aarch64; abi3audit --strict
+#   4. in the root, under qemu (chroot + qemu-aarch64-static): a venv, the wheel, import,
+#      metadata enums, scheduler; loading .onnx without OpenVINO (EngineUnavailableError);
+#      pip install openvino and a host-engine run, checked against onnxruntime run on the
+#      build machine (onnxruntime's aarch64 build crashes under qemu-user)
+#   5. the UCP test double (tests/ucp_double) cross-built: its engine_check, and a .hbm
+#      load + run through the wheel
+# Prints a timing per step; exits non-zero on the first failure.
+#
+# Usage: tools/cross/build_aarch64.sh
+# Env:   HBM_SYSROOT=/path    target root (BSP sysroot) used to build and to test (it needs
+#                             python3 + its headers; testing also needs pip/venv in it)
+#        HBM_CROSS_PREFIX     compiler prefix (default aarch64-linux-gnu-)
+#        HBM_CROSS_WORK=dir   work folder (default build/cross); the Debian root is kept there
+#        HBM_DEBIAN_SUITE     Debian suite of the default root (default bookworm)
+#        HBM_DEBIAN_MIRROR    (default: the first Debian mirror in this machine's apt sources)
+#        HBM_CROSS_NO_APT=1   do not run apt-get (tools already installed)
+#        HBM_CROSS_NO_TEST=1  build only
+#        PYTHON=python3       the build machine's Python (pip, scikit-build-core)
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+work=${HBM_CROSS_WORK:-$root/build/cross}
+mkdir -p "$work" && work=$(cd "$work" && pwd)
+python=${PYTHON:-python3}
+suite=${HBM_DEBIAN_SUITE:-bookworm}
+# The mirror this machine's apt already uses (deb822 "URIs:" or one-line "deb" sources).
+apt_mirror() {
+  sed -n -e 's/^URIs: *\([^ ]*\/debian\)$/\1/p' -e 's/^deb \(\[[^]]*\] \)\?\([^ ]*\/debian\) .*/\2/p' \
+    /etc/apt/sources.list.d/*.sources /etc/apt/sources.list 2>/dev/null | head -n 1 || true
+}
+mirror=${HBM_DEBIAN_MIRROR:-$(apt_mirror)}
+export HBM_CROSS_PREFIX=${HBM_CROSS_PREFIX:-aarch64-linux-gnu-}
+version=$(sed -n 's/^__version__ = "\(.*\)"$/\1/p' "$root/src/hbm_runtime/_version.py")
+start=$SECONDS
+step_start=$SECONDS
+timings=()
+
+step() {  # step TITLE: closes the previous step's timing, opens this one
+  if [ -n "${current:-}" ]; then timings+=("$(printf '%5ss  %s' "$((SECONDS - step_start))" "$current")"); fi
+  current="$*"; step_start=$SECONDS
+  printf '\n=== [%4ss] %s ===\n' "$((SECONDS - start))" "$*"
+}
+fail() { echo "build_aarch64: $*" >&2; exit 1; }
+quiet_pip() { grep -v -e '^WARNING: Location' -e 'WARNING: Running pip as' -e '^\[notice\]' || true; }
+
+# ---- 1. tools ----------------------------------------------------------------------------------
+step "apt-get: cross compiler, qemu-user, debootstrap"
+if [ "${HBM_CROSS_NO_APT:-0}" != 1 ]; then
+  [ "$(id -u)" -eq 0 ] || fail "run as root (apt-get, debootstrap, chroot), or set HBM_CROSS_NO_APT=1"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends \
+    g++-aarch64-linux-gnu qemu-user qemu-user-static binfmt-support debootstrap >/dev/null
+fi
+for tool in "${HBM_CROSS_PREFIX}g++" qemu-aarch64-static; do
+  command -v "$tool" >/dev/null || fail "$tool not found"
+done
+"${HBM_CROSS_PREFIX}g++" --version | head -n 1
+qemu=$(command -v qemu-aarch64-static)
+
+# ---- 2. the target root ------------------------------------------------------------------------
+if [ -n "${HBM_SYSROOT:-}" ]; then
+  step "target root: HBM_SYSROOT=$HBM_SYSROOT"
+  sysroot=$(cd "$HBM_SYSROOT" && pwd)
+else
+  sysroot=$work/debian-$suite-arm64
+  step "target root: Debian $suite arm64 at $sysroot"
+  if [ ! -f "$sysroot/.hbm-root-complete" ]; then
+    rm -rf "$sysroot"
+    # --foreign: download and unpack only, no arm64 program runs. The packages are then
+    # unpacked as they are (no maintainer scripts): enough for a sysroot and to run Python.
+    debootstrap --arch=arm64 --variant=minbase --foreign \
+      --include=python3-dev,python3-venv,python3-pip,ca-certificates \
+      "$suite" "$sysroot" "$mirror" >"$work/debootstrap.log" 2>&1 ||
+      { tail -n 20 "$work/debootstrap.log"; fail "debootstrap failed"; }
+    for deb in "$sysroot"/var/cache/apt/archives/*.deb; do dpkg-deb -x "$deb" "$sysroot"; done
+    touch "$sysroot/.hbm-root-complete"
+  fi
+fi
+py_inc=$(ls -d "$sysroot"/usr/include/python3.* 2>/dev/null | grep -E 'python3\.[0-9]+$' | sort -V | tail -n 1)
+[ -n "$py_inc" ] && [ -f "$py_inc/Python.h" ] || fail "no usr/include/python3.X/Python.h in $sysroot (install python3-dev there)"
+echo "Python headers: $py_inc"
+
+# ---- 3. the wheel ------------------------------------------------------------------------------
+step "cross-build the wheel (pip wheel, toolchains/aarch64.cmake)"
+# The build environment is made here, for the build machine: with _PYTHON_HOST_PLATFORM set
+# (it gives the wheel its linux_aarch64 tag), pip's own isolated environment would fetch
+# aarch64 builds of cmake and ninja. The project's build requirements, plus cmake and ninja.
+buildenv=$work/buildenv
+[ -x "$buildenv/bin/python" ] || "$python" -m venv "$buildenv"
+mapfile -t requires < <("$buildenv/bin/python" - "$root/pyproject.toml" <<'EOF'
+import sys
+try:
+    import tomllib
+except ImportError:  # Python 3.10
+    import tomli as tomllib
+with open(sys.argv[1], "rb") as f:
+    print("\n".join(tomllib.load(f)["build-system"]["requires"]))
+EOF
+)
+"$buildenv/bin/python" -m pip install -q --disable-pip-version-check "${requires[@]}" cmake ninja 2>&1 | quiet_pip
+rm -rf "$work/dist" && mkdir -p "$work/dist"
+# The stub is not generated (the build cannot import an aarch64 module): the committed
+# src/hbm_runtime/_hbm_ext.pyi ships.
+_PYTHON_HOST_PLATFORM=linux-aarch64 HBM_SYSROOT="$sysroot" PATH="$buildenv/bin:$PATH" \
+  "$buildenv/bin/python" -m pip wheel "$root" -w "$work/dist" --no-deps --no-build-isolation \
+  --disable-pip-version-check \
+  --config-settings=build-dir="$work/build" \
+  --config-settings=cmake.define.CMAKE_TOOLCHAIN_FILE="$root/toolchains/aarch64.cmake" \
+  --config-settings=cmake.define.HBM_SYSROOT="$sysroot" \
+  --config-settings=cmake.define.Python_INCLUDE_DIR="$py_inc" \
+  >"$work/wheel-build.log" 2>&1 || { tail -n 40 "$work/wheel-build.log"; fail "wheel build failed"; }
+shopt -s nullglob
+wheels=("$work"/dist/*.whl)
+[ ${#wheels[@]} -eq 1 ] || fail "expected one wheel, got: ${wheels[*]:-none}"
+wheel=${wheels[0]}
+echo "wheel: $(basename "$wheel")"
+[ "$(basename "$wheel")" = "hbm_runtime_universal-${version}-cp310-abi3-linux_aarch64.whl" ] ||
+  fail "unexpected wheel name"
+unzip -o -q "$wheel" 'hbm_runtime/_hbm_ext.abi3.so' -d "$work/so"
+"${HBM_CROSS_PREFIX}readelf" -h "$work/so/hbm_runtime/_hbm_ext.abi3.so" | grep 'Machine:.*AArch64' >/dev/null ||
+  fail "the extension is not an AArch64 ELF"
+echo "needs: $("${HBM_CROSS_PREFIX}readelf" -d "$work/so/hbm_runtime/_hbm_ext.abi3.so" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p' | tr '\n' ' ')"
+echo "glibc: $("${HBM_CROSS_PREFIX}objdump" -T "$work/so/hbm_runtime/_hbm_ext.abi3.so" | grep -o 'GLIBC_[0-9.]*' | sort -uV | tail -n 1)," \
+  "libstdc++: $("${HBM_CROSS_PREFIX}objdump" -T "$work/so/hbm_runtime/_hbm_ext.abi3.so" | grep -o 'GLIBCXX_[0-9.]*' | sort -uV | tail -n 1)"
+unzip -l "$wheel" | grep 'hbm_runtime/_hbm_ext.pyi' >/dev/null || fail "the stub is missing from the wheel"
+
+step "abi3audit --strict"
+[ -x "$work/tools/bin/abi3audit" ] || { "$python" -m venv "$work/tools" &&
+  "$work/tools/bin/python" -m pip install -q --disable-pip-version-check abi3audit 2>&1 | quiet_pip; }
+"$work/tools/bin/abi3audit" --strict --verbose "$wheel" || fail "abi3audit --strict failed"
+
+if [ "${HBM_CROSS_NO_TEST:-0}" = 1 ]; then
+  step "done (HBM_CROSS_NO_TEST=1: not tested)"
+  printf '%s\n' "${timings[@]}"
+  exit 0
+fi
+
+# ---- 4. the wheel on the target, under qemu -------------------------------------------------------
+[ "$(id -u)" -eq 0 ] || fail "testing under qemu needs chroot: run as root"
+step "arm64 venv in the root (qemu), install the wheel"
+# Inside the root, arm64 programs run through the static qemu copied there; no binfmt_misc
+# registration is needed, so nothing can spawn arm64 subprocesses (venv --without-pip).
+cp "$qemu" "$sysroot/usr/bin/qemu-aarch64-static"
+cp /etc/resolv.conf "$sysroot/etc/resolv.conf" 2>/dev/null || true
+ca=/etc/ssl/certs/ca-certificates.crt
+if [ -f "$ca" ]; then mkdir -p "$sysroot/etc/ssl/certs" && cp "$ca" "$sysroot$ca"; fi
+stage=/tmp/hbm-cross
+rm -rf "${sysroot:?}$stage" && mkdir -p "$sysroot$stage"
+cp "$wheel" "$root/tools/cross/aarch64_smoke.py" "$root/src/hbm_runtime/models/demo_classifier.onnx" "$sysroot$stage/"
+chroot=$(command -v chroot)
+# OpenVINO reads the CPU topology from /proc and /sys (without them it spins or crashes).
+mounted=()
+unmount_all() { local m; for m in "${mounted[@]}"; do umount -R "$m" 2>/dev/null || umount -l "$m" || true; done; }
+trap unmount_all EXIT
+for fs in proc sys; do
+  if ! mountpoint -q "$sysroot/$fs"; then
+    mkdir -p "$sysroot/$fs"
+    if [ $fs = proc ]; then mount --bind /proc "$sysroot/proc"; else mount --rbind /sys "$sysroot/sys"; fi
+    mount --make-rslave "$sysroot/$fs"
+    mounted+=("$sysroot/$fs")
+  fi
+done
+target() {  # target [NAME=VALUE...] PROGRAM ARGS...: an arm64 program in the root, clean env
+  local envs=()
+  while [[ $# -gt 0 && $1 =~ ^[A-Za-z_][A-Za-z0-9_]*= ]]; do envs+=("$1"); shift; done
+  env -i PATH=/usr/bin:/bin HOME=/root LANG=C.UTF-8 PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_ROOT_USER_ACTION=ignore PIP_CACHE_DIR=/var/cache/hbm-pip PIP_DEFAULT_TIMEOUT=120 "${envs[@]}" \
+    "$chroot" "$sysroot" /usr/bin/qemu-aarch64-static "$@"
+}
+venv=$stage/venv
+target /usr/bin/python3 -m venv --without-pip --system-site-packages "$venv"
+tpython() { target "$venv/bin/python" "$@"; }
+tpython -c 'import platform, sys; print("target Python", sys.version.split()[0], platform.machine())'
+tpython -m pip install -q "$stage/$(basename "$wheel")" 2>&1 | quiet_pip
+tpython -m pip list 2>/dev/null | grep -i -E '^(hbm-runtime-universal|numpy|nanobind-backend) ' || true
+
+step "import, enums, scheduler (qemu)"
+tpython "$stage/aarch64_smoke.py" basic
+
+step "an .onnx model without OpenVINO: EngineUnavailableError (qemu)"
+tpython "$stage/aarch64_smoke.py" no-openvino "$stage/demo_classifier.onnx"
+
+step "pip install openvino; host-engine run (qemu), checked against onnxruntime on the build machine"
+openvino_ok=0
+if tpython -m pip install -q openvino 2>&1 | quiet_pip; then
+  tpython "$stage/aarch64_smoke.py" openvino "$stage/demo_classifier.onnx" "$stage/openvino_run.npz"
+  "$work/tools/bin/python" -m pip install -q --disable-pip-version-check numpy onnxruntime 2>&1 | quiet_pip
+  "$work/tools/bin/python" - "$root/src/hbm_runtime/models/demo_classifier.onnx" "$sysroot$stage/openvino_run.npz" <<'EOF'
+import sys
+import numpy as np
+import onnxruntime as ort
+saved = np.load(sys.argv[2])
+inputs = {k[3:]: saved[k] for k in saved.files if k.startswith("in:")}
+sess = ort.InferenceSession(sys.argv[1], providers=["CPUExecutionProvider"])
+for meta, ref in zip(sess.get_outputs(), sess.run(None, inputs)):
+    err = float(np.max(np.abs(saved["out:" + meta.name] - ref)))
+    assert err < 1e-4, f"output {meta.name}: aarch64 OpenVINO vs x86_64 onnxruntime max abs diff {err}"
+    print(f"ok: output {meta.name} matches onnxruntime on the build machine (max abs diff {err:.1e})")
+EOF
+  openvino_ok=1
+else
+  echo "openvino is not installable for aarch64 here: host-engine run skipped"
+fi
+
+# ---- 5. the UCP test double, cross-built -------------------------------------------------------
+ucp_ok=skipped
+if [ -f "$root/tests/ucp_double/CMakeLists.txt" ]; then
+  step "UCP test double: cross-build, engine_check and a .hbm run (qemu)"
+  command -v cmake >/dev/null || "$python" -m pip install -q cmake ninja
+  gen=(); command -v ninja >/dev/null && gen=(-G Ninja)
+  ucp_build=$work/ucp_double
+  HBM_SYSROOT="$sysroot" cmake -S "$root/tests/ucp_double" -B "$ucp_build" "${gen[@]}" \
+    -DCMAKE_TOOLCHAIN_FILE="$root/toolchains/aarch64.cmake" -DHBM_SYSROOT="$sysroot" \
+    -DCMAKE_BUILD_TYPE=Release -DUCP_DOUBLE_DIMS=10 -DHBM_SOURCE_DIR="$root" >"$work/ucp-configure.log" 2>&1 ||
+    { tail -n 30 "$work/ucp-configure.log"; fail "configuring the UCP double failed"; }
+  cmake --build "$ucp_build" -j "$(nproc)" >"$work/ucp-build.log" 2>&1 ||
+    { tail -n 30 "$work/ucp-build.log"; fail "building the UCP double failed"; }
+  rm -rf "${sysroot:?}$stage/ucp" && mkdir -p "$sysroot$stage/ucp"
+  cp -r "$ucp_build/lib" "$ucp_build/broken" "$root/tests/ucp_double/models" "$sysroot$stage/ucp/"
+  [ -x "$ucp_build/engine_check" ] && cp "$ucp_build/engine_check" "$sysroot$stage/ucp/"
+  if [ -x "$sysroot$stage/ucp/engine_check" ]; then
+    target "$stage/ucp/engine_check" "$stage/ucp/lib" "$stage/ucp/broken" "$stage/ucp/models" | tail -n 5
+  fi
+  target HBM_UCP_LIB_DIR="$stage/ucp/lib" "$venv/bin/python" "$stage/aarch64_smoke.py" ucp \
+    "$stage/ucp/models/lanenet256x512.hbm"
+  ucp_ok=yes
+fi
+
+step "summary"
+printf '%s\n' "${timings[@]}"
+echo "wheel $(basename "$wheel"); openvino run: $([ $openvino_ok = 1 ] && echo yes || echo skipped);" \
+  "UCP double: $ucp_ok; total $((SECONDS - start)) s"

@@ -24,7 +24,7 @@ start=$SECONDS
 
 step() { printf '\n=== [%4ss] %s ===\n' "$((SECONDS - start))" "$*"; }
 fail() { echo "check_wheels: $*" >&2; exit 1; }
-pip_q() { "$@" -q --disable-pip-version-check 2>&1 | grep -v '^WARNING: Location' || true; }
+pip_q() { "$@" -q --disable-pip-version-check 2>&1 | { grep -v '^WARNING: Location' || true; }; }  # keeps pip's status
 [ -n "$version" ] || fail "no __version__ in src/hbm_runtime/_version.py"
 
 # ---- tools -----------------------------------------------------------------------------
@@ -39,7 +39,8 @@ step "build the wheel (pip wheel . --no-deps)"
 rm -rf "$work/dist" && mkdir -p "$work/dist"
 # A private build directory: other builds in the tree (pip install ., dev_build.sh) keep theirs.
 "$tools/bin/python" -m pip wheel "$root" -w "$work/dist" --no-deps --disable-pip-version-check \
-  --config-settings=build-dir="$work/build/{wheel_tag}" 2>&1 | grep -v '^WARNING: Location' | tail -n 3
+  --config-settings=build-dir="$work/build/{wheel_tag}" >"$work/wheel-build.log" 2>&1 ||
+  { tail -n 40 "$work/wheel-build.log"; fail "the wheel build failed (log: $work/wheel-build.log)"; }
 shopt -s nullglob
 wheels=("$work"/dist/*.whl)
 [ ${#wheels[@]} -eq 1 ] || fail "expected one wheel in $work/dist, got: ${wheels[*]:-none}"
@@ -75,7 +76,7 @@ else
   pythons=()
   for minor in 10 11 12 13; do
     for d in "$HOME"/.pyenv/versions/3."$minor".*; do
-      [[ $(basename "$d") =~ ^3\.$minor\.[0-9]+$ ]] && pythons+=("$d/bin/python3")
+      if [[ $(basename "$d") =~ ^3\.$minor\.[0-9]+$ ]]; then pythons+=("$d/bin/python3"); fi
     done
   done
 fi
@@ -123,7 +124,8 @@ done
 if [ "${CHECK_WHEELS_SKIP_SDIST:-0}" != 1 ]; then
   step "sdist, and a wheel built from it"
   rm -rf "$work/sdist" "$work/sdist-wheel" && mkdir -p "$work/sdist" "$work/sdist-wheel"
-  "$tools/bin/python" -m build --sdist -o "$work/sdist" "$root" 2>&1 | tail -n 1
+  "$tools/bin/python" -m build --sdist -o "$work/sdist" "$root" >"$work/sdist.log" 2>&1 ||
+    { tail -n 40 "$work/sdist.log"; fail "the sdist build failed"; }
   sdists=("$work"/sdist/*.tar.gz)
   [ ${#sdists[@]} -eq 1 ] || fail "expected one sdist, got: ${sdists[*]:-none}"
   sdist=${sdists[0]}
@@ -131,7 +133,7 @@ if [ "${CHECK_WHEELS_SKIP_SDIST:-0}" != 1 ]; then
   if tar tzf "$sdist" | grep -E '/(build|dist|\.github)/|\.so$' ; then fail "build products in the sdist"; fi
   # From the tarball: its own temporary build directory, nothing of the source tree.
   "$tools/bin/python" -m pip wheel "$sdist" -w "$work/sdist-wheel" --no-deps --disable-pip-version-check \
-    2>&1 | grep -v '^WARNING: Location' | tail -n 1
+    >"$work/sdist-wheel.log" 2>&1 || { tail -n 40 "$work/sdist-wheel.log"; fail "the wheel build from the sdist failed"; }
   swheels=("$work"/sdist-wheel/*.whl)
   [ ${#swheels[@]} -eq 1 ] || fail "expected one wheel from the sdist"
   [ "$(basename "${swheels[0]}")" = "$expected" ] || fail "sdist wheel is $(basename "${swheels[0]}"), expected $expected"

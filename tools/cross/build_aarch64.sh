@@ -23,12 +23,13 @@
 #        HBM_DEBIAN_MIRROR    (default: the first Debian mirror in this machine's apt sources)
 #        HBM_CROSS_NO_APT=1   do not run apt-get (tools already installed)
 #        HBM_CROSS_NO_TEST=1  build only
-#        PYTHON=python3       the build machine's Python (pip, scikit-build-core)
+#        PYTHON=python3.X     the build machine's Python (pip, scikit-build-core, CMake's
+#                             FindPython); it must be the target's 3.X (default: python3.X
+#                             from PATH or ~/.pyenv/versions/3.X.*, X read from the root)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 work=${HBM_CROSS_WORK:-$root/build/cross}
 mkdir -p "$work" && work=$(cd "$work" && pwd)
-python=${PYTHON:-python3}
 suite=${HBM_DEBIAN_SUITE:-bookworm}
 # The mirror this machine's apt already uses (deb822 "URIs:" or one-line "deb" sources).
 apt_mirror() {
@@ -84,16 +85,31 @@ else
     touch "$sysroot/.hbm-root-complete"
   fi
 fi
-py_inc=$(ls -d "$sysroot"/usr/include/python3.* 2>/dev/null | grep -E 'python3\.[0-9]+$' | sort -V | tail -n 1)
-[ -n "$py_inc" ] && [ -f "$py_inc/Python.h" ] || fail "no usr/include/python3.X/Python.h in $sysroot (install python3-dev there)"
+# The newest python3.X with headers in the root.
+py_inc=$(printf '%s\n' "$sysroot"/usr/include/python3.*/Python.h | sort -V | tail -n 1)
+py_inc=${py_inc%/Python.h}
+[ -f "$py_inc/Python.h" ] || fail "no usr/include/python3.X/Python.h in $sysroot (install python3-dev there)"
 echo "Python headers: $py_inc"
+# FindPython wants the build machine's interpreter and the target's headers of one version.
+target_minor=${py_inc##*/python}
+python=${PYTHON:-}
+if [ -z "$python" ]; then
+  for p in "$(command -v "python$target_minor" || true)" "$HOME"/.pyenv/versions/"$target_minor".*/bin/python3 \
+           "$(command -v python3 || true)"; do
+    if [ -x "$p" ] && [ "$("$p" -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)" = "$target_minor" ]; then
+      python=$p; break
+    fi
+  done
+  [ -n "$python" ] || fail "no Python $target_minor on this machine (the target's version): set PYTHON"
+fi
+echo "build machine's Python: $python ($("$python" -c 'import sys; print(sys.version.split()[0])'))"
 
 # ---- 3. the wheel ------------------------------------------------------------------------------
 step "cross-build the wheel (pip wheel, toolchains/aarch64.cmake)"
 # The build environment is made here, for the build machine: with _PYTHON_HOST_PLATFORM set
 # (it gives the wheel its linux_aarch64 tag), pip's own isolated environment would fetch
 # aarch64 builds of cmake and ninja. The project's build requirements, plus cmake and ninja.
-buildenv=$work/buildenv
+buildenv=$work/buildenv-$target_minor
 [ -x "$buildenv/bin/python" ] || "$python" -m venv "$buildenv"
 mapfile -t requires < <("$buildenv/bin/python" - "$root/pyproject.toml" <<'EOF'
 import sys
@@ -112,7 +128,7 @@ rm -rf "$work/dist" && mkdir -p "$work/dist"
 _PYTHON_HOST_PLATFORM=linux-aarch64 HBM_SYSROOT="$sysroot" PATH="$buildenv/bin:$PATH" \
   "$buildenv/bin/python" -m pip wheel "$root" -w "$work/dist" --no-deps --no-build-isolation \
   --disable-pip-version-check \
-  --config-settings=build-dir="$work/build" \
+  --config-settings=build-dir="$work/build-$target_minor" \
   --config-settings=cmake.define.CMAKE_TOOLCHAIN_FILE="$root/toolchains/aarch64.cmake" \
   --config-settings=cmake.define.HBM_SYSROOT="$sysroot" \
   --config-settings=cmake.define.Python_INCLUDE_DIR="$py_inc" \
@@ -214,14 +230,12 @@ fi
 ucp_ok=skipped
 if [ -f "$root/tests/ucp_double/CMakeLists.txt" ]; then
   step "UCP test double: cross-build, engine_check and a .hbm run (qemu)"
-  command -v cmake >/dev/null || "$python" -m pip install -q cmake ninja
-  gen=(); command -v ninja >/dev/null && gen=(-G Ninja)
   ucp_build=$work/ucp_double
-  HBM_SYSROOT="$sysroot" cmake -S "$root/tests/ucp_double" -B "$ucp_build" "${gen[@]}" \
+  PATH="$buildenv/bin:$PATH" HBM_SYSROOT="$sysroot" cmake -S "$root/tests/ucp_double" -B "$ucp_build" -G Ninja \
     -DCMAKE_TOOLCHAIN_FILE="$root/toolchains/aarch64.cmake" -DHBM_SYSROOT="$sysroot" \
     -DCMAKE_BUILD_TYPE=Release -DUCP_DOUBLE_DIMS=10 -DHBM_SOURCE_DIR="$root" >"$work/ucp-configure.log" 2>&1 ||
     { tail -n 30 "$work/ucp-configure.log"; fail "configuring the UCP double failed"; }
-  cmake --build "$ucp_build" -j "$(nproc)" >"$work/ucp-build.log" 2>&1 ||
+  PATH="$buildenv/bin:$PATH" cmake --build "$ucp_build" -j "$(nproc)" >"$work/ucp-build.log" 2>&1 ||
     { tail -n 30 "$work/ucp-build.log"; fail "building the UCP double failed"; }
   rm -rf "${sysroot:?}$stage/ucp" && mkdir -p "$sysroot$stage/ucp"
   cp -r "$ucp_build/lib" "$ucp_build/broken" "$root/tests/ucp_double/models" "$sysroot$stage/ucp/"

@@ -82,13 +82,10 @@ def _start_order(submitted):
     """Labels in the order their tasks started on the core.
 
     Futures may complete on different threads, so callback order proves nothing; the start
-    time does: submission time (perf_counter and the scheduler both use CLOCK_MONOTONIC) plus
-    the time the task spent queued. Starts on one core are a whole inference apart, far more
-    than the few microseconds between taking the timestamp and queueing the task.
+    timestamp does: tasks on one core run one after the other, so their starts are a whole
+    inference apart.
     """
-    starts = []
-    for label, model, submitted_at, fut in submitted:
-        starts.append((submitted_at + fut.result(timeout=60).timings[model]["queued_us"] / 1e6, label))
+    starts = [(fut.result(timeout=60).timings[model]["started_at"], label) for label, model, fut in submitted]
     return [label for _, label in sorted(starts)]
 
 
@@ -105,7 +102,7 @@ def test_queued_tasks_run_by_priority_then_custom_id_then_arrival(four_models, h
         submitted = []
         for label, model, priority, custom_id in plan:
             rt.set_scheduling_params(priority={model: priority}, custom_id={model: custom_id})
-            submitted.append((label, model, time.perf_counter(), rt.run_async({model: {"x": x}})))
+            submitted.append((label, model, rt.run_async({model: {"x": x}})))
         assert _hbm_ext._queued() == len(plan)
     finally:
         hold.release()
@@ -270,11 +267,14 @@ def test_timings_describe_each_model(four_models, host_cores):
     rt, _ = four_models
     host_cores(2)
     x = np.ones((1, 16), np.float32)
+    before = time.monotonic()
     res = rt.run({n: {"x": x} for n in rt.model_names})
+    after = time.monotonic()
     assert isinstance(res, dict) and set(res.timings) == set(rt.model_names)
     for n, t in res.timings.items():
-        assert set(t) == {"queued_us", "prepare_us", "infer_us", "finish_us", "core"}
+        assert set(t) == {"started_at", "queued_us", "prepare_us", "infer_us", "finish_us", "core"}
         assert t["infer_us"] > 0 and t["queued_us"] >= 0 and t["core"] in (0, 1)
+        assert before <= t["started_at"] and t["started_at"] + t["infer_us"] / 1e6 <= after
     assert dict(res) == {n: res[n] for n in rt.model_names}  # plain dict behaviour is intact
 
 

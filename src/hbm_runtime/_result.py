@@ -10,7 +10,8 @@ import numpy as np
 class RunResult(dict[str, dict[str, np.ndarray[Any, Any]]]):
     """``{model_name: {output_name: numpy.ndarray}}`` with a ``timings`` attribute.
 
-    ``timings[model_name]`` is a dict with ``queued_us``, ``prepare_us``, ``infer_us``,
+    ``timings[model_name]`` is a dict with ``started_at`` (when work on the model began, in
+    seconds on the ``time.monotonic()`` clock), ``queued_us``, ``prepare_us``, ``infer_us``,
     ``finish_us`` (microseconds) and ``core`` (the host virtual core that ran it, or -1
     when the device's own scheduler chose).
     """

@@ -29,6 +29,7 @@ struct RunTimings {
     nb::dict out;
     for (const auto& [name, t] : models) {
       nb::dict d;
+      d["started_at"] = t.started_at;
       d["queued_us"] = t.queued_us;
       d["prepare_us"] = t.prepare_us;
       d["infer_us"] = t.infer_us;

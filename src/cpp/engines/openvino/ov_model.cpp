@@ -74,6 +74,7 @@ class OvModel final : public Model {
     auto t2 = Clock::now();
     std::vector<OutputTensor> outs = collect_outputs(*slot);
     auto t3 = Clock::now();
+    t.started_at = monotonic_seconds(t0);
     t.prepare_us = micros_between(t0, t1);
     t.infer_us = micros_between(t1, t2);
     t.finish_us = micros_between(t2, t3);

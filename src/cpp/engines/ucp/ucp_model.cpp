@@ -166,6 +166,7 @@ std::unique_ptr<PendingInference> UcpModel::submit(std::span<const InputView> in
                 p.context, "hbDNNInferV2");
   api.check_ucp(api.hbUCPSubmitTask(task.get(), &sp), p.context, "hbUCPSubmitTask");
   task.mark_submitted();
+  timings.started_at = monotonic_seconds(t0);
   timings.prepare_us = micros_between(t0, t1);
   pending->started(t1);
   return pending;

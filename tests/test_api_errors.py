@@ -79,6 +79,14 @@ def test_wrong_dtype_float_model(lanenet_rt, dtype):
     assert_mentions(str(e.value), LANENET_NAME, "'input'", np.dtype(dtype).name, "float32")
 
 
+@pytest.mark.parametrize("dtype", [">f4", "complex64", "longdouble", "object", "U3"])
+def test_dtype_without_a_tensor_type(lanenet_rt, dtype):
+    # Not even a candidate: a byte-swapped float32, complex, long double, objects, strings.
+    with pytest.raises(ValueError) as e:
+        lanenet_rt.run(np.zeros(models.LANENET_SHAPE, dtype))
+    assert_mentions(str(e.value), LANENET_NAME, "'input'", str(np.dtype(dtype)), "not supported", "float32")
+
+
 @pytest.mark.parametrize("dtype", [np.int8, np.int32, np.float32, np.bool_])
 def test_wrong_dtype_uint8_model(nv12_rt, dtype):
     feeds = _nv12_inputs()

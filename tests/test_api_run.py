@@ -34,6 +34,9 @@ def test_outputs_equal_onnxruntime(fixture, seed, request, open_runtime):
         assert list(arr.shape) == rt.output_shapes[name][o]
         assert list(arr.strides) == rt.output_strides[name][o]
         assert arr.dtype == models.DTYPES[rt.output_dtypes[name][o].name][1]
+        # A plain writable ndarray over memory it does not own (the base keeps it alive).
+        assert type(arr) is np.ndarray and arr.base is not None and not arr.flags.owndata
+        assert arr.flags.writeable and arr.flags.aligned and arr.flags.c_contiguous
 
 
 @pytest.mark.parametrize("form", ["array", "dict", "nested", "array+name", "dict+name", "nested+name"])
@@ -168,6 +171,15 @@ def _non_contiguous_variants(dense: np.ndarray):
     padded = np.zeros(dense.shape[:-1] + (dense.shape[-1] + 3,), dense.dtype)
     padded[..., 1:-2] = dense
     yield "offset_view", padded[..., 1:-2]
+    if dense.itemsize > 1:  # C-contiguous but not aligned to the element size
+        raw = np.zeros(dense.nbytes + 1, np.uint8)
+        unaligned = raw[1:].view(dense.dtype).reshape(dense.shape)
+        unaligned[...] = dense
+        assert not unaligned.flags.aligned
+        yield "unaligned", unaligned
+    class Subclass(np.ndarray):
+        pass
+    yield "subclass", dense.copy().view(Subclass)
 
 
 def test_non_contiguous_single_input(lanenet_rt, lanenet_path):

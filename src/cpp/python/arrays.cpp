@@ -7,6 +7,7 @@
 #include <nanobind/ndarray.h>
 
 #include "core/errors.h"
+#include "numpy_api.h"
 
 namespace nb = nanobind;
 
@@ -68,6 +69,9 @@ nb::object make_numpy(OutputTensor&& t, bool device_input) {
     owner->device_key = t.data;
   }
   nb::capsule capsule(owner, [](void* p) noexcept { delete static_cast<ArrayOwner*>(p); });
+  if (nb::object fast = numpy_api::wrap(t.data, t.dtype, t.shape, t.strides, capsule);
+      fast.is_valid())
+    return fast;
   const size_t ndim = t.shape.size();
   const int64_t item = static_cast<int64_t>(element_size(t.dtype));
   std::vector<size_t> shape(ndim);
@@ -82,8 +86,17 @@ nb::object make_numpy(OutputTensor&& t, bool device_input) {
 
 }  // namespace
 
-InputView import_input(nb::handle obj, const TensorInfo& tensor, const std::string& model,
-                       KeepAlive& keep) {
+namespace {
+
+std::string str_of(nb::handle h) { return nb::str(h).c_str(); }
+
+std::string input_label(const TensorInfo& tensor, const std::string& model) {
+  return "input '" + tensor.name + "' of model '" + model + "'";
+}
+
+// Any DLPack producer or __array_interface__ object, through nanobind.
+numpy_api::ArrayView generic_view(nb::handle obj, const TensorInfo& tensor,
+                                   const std::string& model, KeepAlive& keep) {
   nb::ndarray<nb::ro> arr;
   bool ok = nb::try_cast(obj, arr, false);
   if (!ok && (nb::hasattr(obj, "__array_interface__") || nb::hasattr(obj, "__array_struct__"))) {
@@ -93,57 +106,79 @@ InputView import_input(nb::handle obj, const TensorInfo& tensor, const std::stri
   }
   if (!ok) {
     std::string type_name = nb::type_name(obj.type()).c_str();
-    throw nb::type_error(("input '" + tensor.name + "' of model '" + model +
-                          "': expected a numpy array or a DLPack tensor, got " + type_name)
+    throw nb::type_error((input_label(tensor, model) +
+                          ": expected a numpy array or a DLPack tensor, got " + type_name)
                              .c_str());
   }
-  const std::string who = "input '" + tensor.name + "' of model '" + model + "'";
   if (arr.device_type() != nb::device::cpu::value)
-    throw InvalidArgument(who + ": the array is not in CPU memory (DLPack device type " +
+    throw InvalidArgument(input_label(tensor, model) +
+                          ": the array is not in CPU memory (DLPack device type " +
                           std::to_string(arr.device_type()) + ")");
   const nb::dlpack::dtype dt = arr.dtype();
+  numpy_api::ArrayView out;
+  out.dtype = dt.lanes == 1 ? from_dlpack(static_cast<DLCode>(dt.code), dt.bits) : DataType::MAX;
+  if (out.dtype == DataType::MAX)
+    throw InvalidArgument(input_label(tensor, model) + ": dtype " + dl_name(dt) +
+                          " is not supported, expected " +
+                          std::string(traits(tensor.dtype).numpy_name) + " (" +
+                          std::string(dtype_name(tensor.dtype)) + ")");
+  const int64_t item = static_cast<int64_t>(element_size(out.dtype));
+  out.data = static_cast<const char*>(arr.data()) + arr.byte_offset();
+  for (size_t i = 0; i < arr.ndim(); ++i) {
+    out.shape.push_back(static_cast<int64_t>(arr.shape(i)));
+    out.byte_strides.push_back(arr.stride(i) * item);
+  }
+  // The ndarray handle references the producer, which keeps the memory alive.
+  keep.arrays.push_back(std::move(arr));
+  return out;
+}
+
+}  // namespace
+
+InputView import_input(nb::handle obj, const TensorInfo& tensor, const std::string& model,
+                       KeepAlive& keep) {
+  numpy_api::ArrayView arr;
+  switch (numpy_api::view(obj, arr)) {
+    case numpy_api::ViewResult::kViewed:
+      keep.objects.push_back(nb::borrow(obj));
+      break;
+    case numpy_api::ViewResult::kNotNumpy:
+      arr = generic_view(obj, tensor, model, keep);
+      break;
+    case numpy_api::ViewResult::kUnsupportedDtype:
+      throw InvalidArgument(input_label(tensor, model) + ": dtype " +
+                            str_of(obj.attr("dtype")) + " is not supported, expected " +
+                            std::string(traits(tensor.dtype).numpy_name) + " (" +
+                            std::string(dtype_name(tensor.dtype)) + ")");
+  }
   InputView view;
-  view.dtype = dt.lanes == 1 ? from_dlpack(static_cast<DLCode>(dt.code), dt.bits) : DataType::MAX;
+  view.dtype = arr.dtype;
   // 4-bit tensors are fed one value per byte, as int8/uint8 arrays.
   if ((tensor.dtype == DataType::S4 && view.dtype == DataType::S8) ||
       (tensor.dtype == DataType::U4 && view.dtype == DataType::U8))
     view.dtype = tensor.dtype;
-  if (view.dtype == DataType::MAX)
-    throw InvalidArgument(who + ": dtype " + dl_name(dt) + " is not supported, expected " +
-                          std::string(traits(tensor.dtype).numpy_name) + " (" +
-                          std::string(dtype_name(tensor.dtype)) + ")");
-  const size_t ndim = arr.ndim();
-  const size_t item = element_size(view.dtype);
-  view.shape.resize(ndim);
+  const size_t ndim = arr.shape.size();
+  const int64_t item = static_cast<int64_t>(element_size(view.dtype));
+  view.shape = std::move(arr.shape);
   size_t count = 1;
-  for (size_t i = 0; i < ndim; ++i) {
-    view.shape[i] = static_cast<int64_t>(arr.shape(i));
-    count *= arr.shape(i);
+  for (int64_t d : view.shape) count *= static_cast<size_t>(d);
+  view.nbytes = count * static_cast<size_t>(item);
+  // C-contiguous (size-1 dims may have any stride) and aligned -> use the caller's memory.
+  bool dense = reinterpret_cast<uintptr_t>(arr.data) % static_cast<uintptr_t>(item) == 0;
+  int64_t expect = item;
+  for (size_t i = ndim; dense && i-- > 0;) {
+    if (view.shape[i] != 1 && arr.byte_strides[i] != expect) dense = false;
+    expect *= view.shape[i];
   }
-  view.nbytes = count * item;
-  // C-contiguous (size-1 dims may have any stride) -> use the caller's memory as is.
-  bool contiguous = true;
-  int64_t expect = 1;
-  for (size_t i = ndim; i-- > 0;) {
-    if (arr.shape(i) != 1 && arr.stride(i) != expect) {
-      contiguous = false;
-      break;
-    }
-    expect *= static_cast<int64_t>(arr.shape(i));
-  }
-  const char* base = static_cast<const char*>(arr.data()) + arr.byte_offset();
-  std::vector<int64_t> byte_strides(ndim);
-  for (size_t i = 0; i < ndim; ++i) byte_strides[i] = arr.stride(i) * static_cast<int64_t>(item);
-  if (contiguous || count == 0 || is_device_input(base, view.shape, byte_strides)) {
-    view.data = base;
+  if (dense || count == 0 || is_device_input(arr.data, view.shape, arr.byte_strides)) {
+    view.data = arr.data;
   } else {
     auto copy = std::make_unique<AlignedBuffer>(view.nbytes);
-    copy_strided_to_dense(base, view.shape, byte_strides, item, copy->data());
+    copy_strided_to_dense(arr.data, view.shape, arr.byte_strides, static_cast<size_t>(item),
+                          copy->data());
     view.data = copy->data();
     keep.copies.push_back(std::move(copy));
   }
-  // The ndarray handle references the producer, which keeps the memory alive.
-  keep.arrays.push_back(std::move(arr));
   return view;
 }
 

@@ -13,9 +13,11 @@ namespace hbm::py {
 
 // What must outlive a run: the caller's arrays and our contiguous copies of them.
 struct KeepAlive {
-  std::vector<nanobind::ndarray<nanobind::ro>> arrays;  // read-only arrays are fine inputs
+  std::vector<nanobind::object> objects;                // numpy arrays read directly
+  std::vector<nanobind::ndarray<nanobind::ro>> arrays;  // other producers, through DLPack
   std::vector<std::unique_ptr<AlignedBuffer>> copies;
   void clear() {  // GIL held
+    objects.clear();
     arrays.clear();
     copies.clear();
   }

@@ -1,6 +1,7 @@
 #include "ov_model.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <mutex>
@@ -284,6 +285,31 @@ std::shared_ptr<Model> load_ov_model(const ov::Core& core, const std::string& fi
 }
 
 namespace {
+// Even with ENABLE_CPU_PINNING=NO, OpenVINO's TBB arenas carry a thread binding: every
+// inference sets the calling thread's CPU affinity on entry and restores it on exit (two
+// sched_setaffinity calls and one sched_getaffinity, about 15% of a small model's run).
+// hwloc does no binding on a topology loaded while HWLOC_THISSYSTEM=0, and TBB loads its
+// topology once, during the process's first compile, so the variable is set for that
+// compile only. A value the user set (HWLOC_THISSYSTEM=1 keeps the binding) is left alone.
+template <class Compile>
+ov::Status compile_without_tbb_binding(Compile&& compile) {
+  static std::mutex mu;
+  static bool topology_loaded = false;
+  std::unique_lock lock(mu);
+  if (topology_loaded || std::getenv("HWLOC_THISSYSTEM")) {
+    lock.unlock();
+    return compile();
+  }
+  struct Unset {
+    ~Unset() { unsetenv("HWLOC_THISSYSTEM"); }
+  };
+  setenv("HWLOC_THISSYSTEM", "0", 0);
+  Unset unset;
+  const ov::Status status = compile();
+  topology_loaded = status == 0;
+  return status;
+}
+
 ov::Owned<ov::CompiledModel> compile(const ov::Core& core, const ov::ModelGraph& graph,
                                      const ModelInfo& info) {
   // f32 so results match onnxruntime (the CPU default is bf16 on some CPUs). One stream of
@@ -295,12 +321,14 @@ ov::Owned<ov::CompiledModel> compile(const ov::Core& core, const ov::ModelGraph&
                                    [](const TensorInfo& t) { return t.has_dynamic_dims(); });
   const ov::Api& a = ov::api();
   ov::CompiledModel* raw = nullptr;
-  ov::Status status =
-      dynamic ? a.core_compile_model(&core, &graph, "CPU", 6, &raw, "INFERENCE_PRECISION_HINT",
-                                     "f32", "NUM_STREAMS", "1", "ENABLE_CPU_PINNING", "NO")
-              : a.core_compile_model(&core, &graph, "CPU", 8, &raw, "INFERENCE_PRECISION_HINT",
-                                     "f32", "NUM_STREAMS", "1", "INFERENCE_NUM_THREADS", "1",
-                                     "ENABLE_CPU_PINNING", "NO");
+  ov::Status status = compile_without_tbb_binding([&] {
+    return dynamic
+               ? a.core_compile_model(&core, &graph, "CPU", 6, &raw, "INFERENCE_PRECISION_HINT",
+                                      "f32", "NUM_STREAMS", "1", "ENABLE_CPU_PINNING", "NO")
+               : a.core_compile_model(&core, &graph, "CPU", 8, &raw, "INFERENCE_PRECISION_HINT",
+                                      "f32", "NUM_STREAMS", "1", "INFERENCE_NUM_THREADS", "1",
+                                      "ENABLE_CPU_PINNING", "NO");
+  });
   ov::check(status, "compiling model '" + info.file + "'");
   return ov::Owned<ov::CompiledModel>(raw);
 }

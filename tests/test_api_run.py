@@ -361,3 +361,29 @@ def test_run_after_close_raises(lanenet_path):
     rt.close()
     with pytest.raises(RuntimeClosedError):
         rt.run(x)
+
+
+@pytest.mark.parametrize("preset", [None, "1"])
+def test_openvino_load_leaves_the_environment_as_it_was(tiny_path, preset):
+    """The first compile disables TBB's per-inference thread binding through
+    HWLOC_THISSYSTEM=0 for that compile only; a value the user set is left alone."""
+    import os
+    import subprocess
+    import sys
+
+    script = f"""
+import ctypes, numpy as np
+from hbm_runtime import HB_HBMRuntime
+getenv = ctypes.CDLL(None).getenv
+getenv.restype = ctypes.c_char_p
+rt = HB_HBMRuntime({tiny_path!r})
+name = rt.model_names[0]
+rt.run({{i: np.zeros(s, np.float32) for i, s in rt.input_shapes[name].items()}})
+print(getenv(b"HWLOC_THISSYSTEM"))
+"""
+    env = {k: v for k, v in os.environ.items() if k != "HWLOC_THISSYSTEM"}
+    if preset is not None:
+        env["HWLOC_THISSYSTEM"] = preset
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == ("None" if preset is None else repr(preset.encode()))

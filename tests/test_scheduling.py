@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import gc
+import os
 import subprocess
 import sys
 import textwrap
@@ -287,6 +288,36 @@ def test_host_cores_api_and_env(host_cores, tmp_path):
     out = subprocess.run([sys.executable, "-c", "import hbm_runtime; print(hbm_runtime.host_cores())"],
                          capture_output=True, text=True, env={**__import__("os").environ, "HBM_RUNTIME_HOST_CORES": "5"})
     assert out.stdout.strip() == "5", out.stderr
+
+
+@pytest.mark.parametrize("spin_us", ["0", "20000"])
+def test_spin_setting_keeps_results_and_order(tmp_path, spin_us):
+    """HBM_RUNTIME_SPIN_US=0 (block at once) and a long poll both give correct multi-model
+    results; with one core, queued work still starts in priority order."""
+    paths = [_affine_model(tmp_path / f"p{i}.onnx", seed=i) for i in range(2)]
+    script = f"""
+import numpy as np, onnxruntime as ort, hbm_runtime
+from hbm_runtime import HB_HBMRuntime, _hbm_ext
+paths = {[str(p) for p in paths]!r}
+x = np.arange(16, dtype=np.float32).reshape(1, 16) / 16
+refs = [ort.InferenceSession(p, providers=["CPUExecutionProvider"]).run(None, {{"x": x}})[0] for p in paths]
+with HB_HBMRuntime(paths) as rt:
+    for _ in range(50):
+        res = rt.run({{n: {{"x": x}} for n in rt.model_names}})
+        for n, ref in zip(rt.model_names, refs):
+            np.testing.assert_allclose(res[n]["y"], ref, rtol=1e-5, atol=1e-5)
+    hbm_runtime.set_host_cores(1)
+    rt.set_scheduling_params(priority={{"p0": 0, "p1": 9}})
+    hold = _hbm_ext._CoreHold(0)
+    futs = [rt.run_async({{"p0": {{"x": x}}}}), rt.run_async({{"p1": {{"x": x}}}})]
+    hold.release()
+    starts = [f.result(timeout=60).timings[n]["started_at"] for f, n in zip(futs, ["p0", "p1"])]
+    assert starts[1] < starts[0], starts
+print("ok")
+"""
+    env = {**os.environ, "HBM_RUNTIME_SPIN_US": spin_us}
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr
 
 
 def test_stress_many_threads_many_models(tmp_path, host_cores):

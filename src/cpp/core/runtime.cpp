@@ -7,6 +7,7 @@
 
 #include "errors.h"
 #include "scheduler.h"
+#include "spin_wait.h"
 #include "waiter_pool.h"
 
 namespace hbm {
@@ -18,6 +19,7 @@ struct Runtime::Batch {
   std::vector<Result> results;
   std::exception_ptr error;
   size_t remaining = 0;
+  std::atomic<bool> finished{false};  // a blocking run's last part is done (polled)
   Done done;  // empty for blocking runs
   Runtime* runtime = nullptr;
 
@@ -29,6 +31,7 @@ struct Runtime::Batch {
       if (part_error && !error) error = part_error;
       if (--remaining != 0) return;
       if (!done) {
+        finished.store(true, std::memory_order_release);
         cv.notify_all();
         return;
       }
@@ -264,6 +267,7 @@ std::vector<Runtime::Result> Runtime::run(std::vector<Request> requests) {
     claim.reset();  // free the core before waiting for the others
     batch->finish_part(error);
   }
+  spin_until([&] { return batch->finished.load(std::memory_order_acquire); });
   std::unique_lock lock(batch->mu);
   batch->cv.wait(lock, [&] { return batch->remaining == 0; });
   end_flight();

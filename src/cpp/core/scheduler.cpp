@@ -4,6 +4,7 @@
 #include <string>
 
 #include "errors.h"
+#include "spin_wait.h"
 
 namespace hbm {
 
@@ -89,6 +90,7 @@ void Scheduler::submit(Task task) {
     std::lock_guard lock(mu_);
     if (started_ < configured_ && !joining_) start_workers_locked();
     queue_.insert(new Entry{std::move(task), next_seq_++});
+    submissions_.fetch_add(1, std::memory_order_release);
   }
   cv_.notify_all();
 }
@@ -151,6 +153,14 @@ void Scheduler::worker_loop(int core) {
     cores_[core].busy = false;
     --running_;
     if (queue_.empty()) idle_cv_.notify_all();
+    if (!cores_[core].stop && eligible_for(core) == queue_.end()) {
+      // Nothing for this core yet: poll briefly before sleeping, so that the next task
+      // (often the next run() of the same loop) starts without a wakeup.
+      const uint64_t seen = submissions_.load(std::memory_order_acquire);
+      lock.unlock();
+      spin_until([&] { return submissions_.load(std::memory_order_acquire) != seen; });
+      lock.lock();
+    }
   }
 }
 

@@ -2,6 +2,7 @@
 // Order: priority desc, then custom_id asc, then arrival. A task bound to a core mask only
 // runs on a worker of an allowed core. Process-wide, like the BPU it stands in for.
 #pragma once
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <exception>
@@ -91,6 +92,7 @@ class Scheduler {
   int running_ = 0;                  // tasks executing now
   bool joining_ = false;             // shutdown() is joining; submit must not restart
   uint64_t next_seq_ = 0;
+  std::atomic<uint64_t> submissions_{0};  // polled by workers between tasks
 };
 
 }  // namespace hbm

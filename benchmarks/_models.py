@@ -1,9 +1,12 @@
-"""Seeded ONNX models the benchmarks run (generated on the fly into a temp folder)."""
+"""Seeded ONNX models the benchmarks run (generated on the fly into a temp folder), and the
+round-by-round comparison they all use."""
 
 from __future__ import annotations
 
 import os
+import statistics
 import tempfile
+import time
 
 import numpy as np
 import onnx
@@ -72,3 +75,28 @@ def small_cnn(name="small_cnn"):
 def mid_cnn(name="mid_cnn"):
     """8 conv layers on 224x224 (about 600 MFLOP)."""
     return _conv_net(name, 224, [32, 32, 64, 64, 128, 128, 256, 256], 3)
+
+
+def per_call_us(fn, calls):
+    t0 = time.perf_counter()
+    for _ in range(calls):
+        fn()
+    return (time.perf_counter() - t0) / calls * 1e6
+
+
+def paired_rounds(contenders, calls, rounds):
+    """Times every contender once per round, back to back, for `rounds` rounds.
+
+    Returns ({name: median us per call}, {name: median over rounds of the first contender's
+    time divided by this one's in the same round}). Ratios taken within a round cancel the
+    slow drifts of a shared machine that medians taken per contender keep.
+    """
+    names = list(contenders)
+    times = {n: [] for n in names}
+    for _ in range(rounds):
+        for n in names:
+            times[n].append(per_call_us(contenders[n], calls))
+    first = times[names[0]]
+    medians = {n: statistics.median(times[n]) for n in names}
+    ratios = {n: statistics.median(f / t for t, f in zip(times[n], first)) for n in names}
+    return medians, ratios

@@ -1,7 +1,8 @@
 """Per-call latency: hbm_runtime vs onnxruntime (1 intra-op thread) vs OpenVINO's Python API.
 
 All three run the same .onnx file on the CPU, in one process, interleaved in rounds so that
-machine noise hits each alike. Prints the median per-call time and the ratios.
+machine noise hits each alike. Prints the median per-call times and the median over rounds
+of the ratio within each round.
 Goals: <= 0.8x onnxruntime on the tiny MLP; <= 1.05x raw OpenVINO on the mid-size model.
 
     python benchmarks/bench_latency.py [--rounds 15]
@@ -11,8 +12,6 @@ from __future__ import annotations
 
 import argparse
 import platform
-import statistics
-import time
 
 import numpy as np
 import onnxruntime as ort
@@ -20,13 +19,6 @@ import openvino as ov
 
 import _models
 from hbm_runtime import HB_HBMRuntime
-
-
-def timed(fn, calls):
-    t0 = time.perf_counter()
-    for _ in range(calls):
-        fn()
-    return (time.perf_counter() - t0) / calls * 1e6
 
 
 def main():
@@ -56,15 +48,11 @@ def main():
             "openvino": lambda: req.infer({0: x}),
         }
         for fn in runners.values():
-            timed(fn, max(calls // 10, 2))  # warm up
-        samples = {k: [] for k in runners}
-        for _ in range(args.rounds):
-            for k, fn in runners.items():
-                samples[k].append(timed(fn, calls))
-        med = {k: statistics.median(v) for k, v in samples.items()}
+            _models.per_call_us(fn, max(calls // 10, 2))  # warm up
+        med, ratio = _models.paired_rounds(runners, calls, args.rounds)
         print(f"{build.__name__:10s} " + "  ".join(f"{k} {v:9.1f} us" for k, v in med.items())
-              + f"  | ours/ort {med['hbm_runtime'] / med['onnxruntime']:.2f}x"
-              + f"  ours/openvino {med['hbm_runtime'] / med['openvino']:.2f}x")
+              + f"  | ours/ort {ratio['onnxruntime']:.2f}x"
+              + f"  ours/openvino {ratio['openvino']:.2f}x")
         rt.close()
 
 

@@ -1,8 +1,9 @@
 """Parallelism on the host: two models in one run() vs one after the other, and N threads
-calling run() vs one thread. Measured side by side in one process.
+calling run() vs one thread. Measured side by side in one process, in alternating rounds;
+each ratio is the median over rounds of the ratio within a round.
 Goals (2 cores): two-model run <= 0.6x sequential; 2 threads >= 1.7x one thread's throughput.
 
-    python benchmarks/bench_parallel.py [--rounds 7]
+    python benchmarks/bench_parallel.py [--rounds 15] [--round-ms 100]
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ from hbm_runtime import HB_HBMRuntime
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--rounds", type=int, default=7)
-    ap.add_argument("--calls", type=int, default=40)
+    ap.add_argument("--rounds", type=int, default=15)
+    ap.add_argument("--round-ms", type=float, default=100.0, help="length of one timed round")
     args = ap.parse_args()
     cores = os.cpu_count() or 1
     hbm_runtime.set_host_cores(cores)
@@ -43,21 +44,15 @@ def main():
         def parallel():
             rt.run(both)
 
-        for fn in (sequential, parallel):
-            for _ in range(5):
-                fn()
-        seq, par = [], []
-        for _ in range(args.rounds):
-            for fn, out in ((sequential, seq), (parallel, par)):
-                t0 = time.perf_counter()
-                for _ in range(args.calls):
-                    fn()
-                out.append((time.perf_counter() - t0) / args.calls * 1e6)
-        s, p = statistics.median(seq), statistics.median(par)
-        print(f"{label:10s} two models: sequential {s:8.1f} us  one run() {p:8.1f} us  ratio {p / s:.2f}x (goal <= 0.60x)")
+        warm = _models.per_call_us(sequential, 5)
+        calls = max(4, int(args.round_ms * 1e3 / warm))
+        _models.per_call_us(parallel, 5)
+        med, ratio = _models.paired_rounds({"sequential": sequential, "one run()": parallel}, calls, args.rounds)
+        print(f"{label:10s} two models: sequential {med['sequential']:8.1f} us  one run() {med['one run()']:8.1f} us"
+              f"  ratio {1 / ratio['one run()']:.2f}x (goal <= 0.60x)")
 
         def throughput(threads):
-            per_thread = args.calls * 2
+            per_thread = max(4, calls // threads)
 
             def work():
                 for _ in range(per_thread):
@@ -72,12 +67,13 @@ def main():
             return threads * per_thread / (time.perf_counter() - t0)
 
         throughput(1)
-        one, two = [], []
+        one, many, ratios = [], [], []
         for _ in range(args.rounds):
             one.append(throughput(1))
-            two.append(throughput(cores))
-        o, t = statistics.median(one), statistics.median(two)
-        print(f"{label:10s} throughput: 1 thread {o:8.0f}/s  {cores} threads {t:8.0f}/s  ratio {t / o:.2f}x (goal >= 1.70x)")
+            many.append(throughput(cores))
+            ratios.append(many[-1] / one[-1])
+        print(f"{label:10s} throughput: 1 thread {statistics.median(one):8.0f}/s  {cores} threads "
+              f"{statistics.median(many):8.0f}/s  ratio {statistics.median(ratios):.2f}x (goal >= 1.70x)")
         rt.close()
 
 

@@ -333,13 +333,18 @@ void Runtime::launch(std::shared_ptr<Batch> batch, std::vector<Request>& request
     if (i == run_by_caller) continue;
     const size_t m = requests[i].model;
     std::shared_ptr<Model> model;
+    SchedParams params;
+    CoreMask mask;
     try {
-      model = model_ptr(m);
+      std::lock_guard lock(mu_);  // one consistent read of the model and its parameters
+      check_open();
+      model = models_[m];
+      params = sched_[m];
+      mask = masks_[m];
     } catch (...) {
       batch->finish_part(std::current_exception());
       continue;
     }
-    const SchedParams params = sched(m);
     if (engines_[m]->hardware_scheduled()) {
       device.push_back({i, std::move(model), params, std::move(requests[i])});
       continue;
@@ -347,7 +352,7 @@ void Runtime::launch(std::shared_ptr<Batch> batch, std::vector<Request>& request
     Scheduler::Task task;
     task.priority = params.priority;
     task.custom_id = params.custom_id;
-    task.mask = core_mask(params.bpu_cores);
+    task.mask = mask;
     task.owner = this;
     auto queued_at = Clock::now();
     task.run = [batch, model, queued_at, i, req = std::move(requests[i])](int core) {

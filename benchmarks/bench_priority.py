@@ -1,5 +1,10 @@
-"""Queueing latency of a priority-200 model while priority-0 work saturates the pool.
+"""Queueing latency of a priority-200 model while priority-0 work saturates the pool, and of
+the same model at priority 254 (a preemptive level: it does not wait for a busy core).
 Goal: p99 queueing <= one low-priority task's duration.
+
+Without preemption the wait is what remains of the running low tasks: with two cores busy
+with tasks of duration D started at independent times, the p99 of the shorter remainder is
+0.9 D, so priority 200 sits near the goal by construction.
 
     python benchmarks/bench_priority.py [--samples 200]
 """
@@ -39,23 +44,26 @@ def main():
     flooders = [threading.Thread(target=flood) for _ in range(2)]
     for t in flooders:
         t.start()
-    queued = []
-    for _ in range(args.samples):
-        res = rt.run_async(high_feed, model_name="high").result()
-        queued.append(res.timings["high"]["queued_us"])
-        low_durations.append(inflight[-1].result().timings["low"]["infer_us"])
+    queued = {200: [], 254: []}
+    for level in queued:  # 254: one of the BPU's preemptive levels
+        rt.set_scheduling_params(priority={"high": level})
+        for _ in range(args.samples):
+            res = rt.run_async(high_feed, model_name="high").result()
+            queued[level].append(res.timings["high"]["queued_us"])
+            low_durations.append(inflight[-1].result().timings["low"]["infer_us"])
     stop.set()
     for t in flooders:
         t.join()
     for f in inflight:
         f.exception()
-    p99 = float(np.percentile(queued, 99))
     low = statistics.median(low_durations)
     low_p99 = float(np.percentile(low_durations, 99))
     print(f"host cores {cores}; low-priority task: median {low:.0f} us, p99 {low_p99:.0f} us")
-    print(f"priority-200 queueing: median {statistics.median(queued):.0f} us, p99 {p99:.0f} us")
-    print(f"  p99 queueing / median low-task duration {p99 / low:.2f}x (goal <= 1.00x)")
-    print(f"  p99 queueing / p99 low-task duration    {p99 / low_p99:.2f}x")
+    for level, q in queued.items():
+        p99 = float(np.percentile(q, 99))
+        print(f"priority-{level} queueing: median {statistics.median(q):.0f} us, p99 {p99:.0f} us")
+        print(f"  p99 queueing / median low-task duration {p99 / low:.2f}x (goal <= 1.00x)")
+        print(f"  p99 queueing / p99 low-task duration    {p99 / low_p99:.2f}x")
     rt.close()
 
 

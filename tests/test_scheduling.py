@@ -110,6 +110,31 @@ def test_queued_tasks_run_by_priority_then_custom_id_then_arrival(four_models, h
     assert _start_order(submitted) == ["d", "g", "c", "e", "b", "a", "f"]
 
 
+def test_preemptive_priorities_do_not_wait_for_a_busy_core(four_models, host_cores):
+    # On the BPU, priorities 254 and 255 preempt; on the host such a model runs at once
+    # beside the task occupying its core, while priority 253 waits in the queue.
+    rt, paths = four_models
+    host_cores(1)
+    names = rt.model_names
+    rt.set_scheduling_params(priority={names[0]: 254, names[1]: 253, names[2]: 255})
+    x = np.ones((1, 16), np.float32)
+    hold = _hbm_ext._CoreHold(0)
+    try:
+        waiting = rt.run_async({names[1]: {"x": x}})
+        assert _hbm_ext._queued() == 1
+        # Would block until the hold is released if it were not preemptive.
+        res = rt.run_async({names[0]: {"x": x}}).result(timeout=60)
+        np.testing.assert_allclose(res[names[0]]["y"], _reference(paths[0], x), rtol=1e-5, atol=1e-5)
+        assert res.timings[names[0]]["core"] == 0
+        blocking = rt.run({names[2]: {"x": x}})  # the blocking form too
+        assert blocking.timings[names[2]]["core"] == 0
+        assert _hbm_ext._queued() == 1 and not waiting.done()
+    finally:
+        hold.release()
+    np.testing.assert_allclose(waiting.result(timeout=60)[names[1]]["y"], _reference(paths[1], x), rtol=1e-5,
+                               atol=1e-5)
+
+
 def test_model_bound_to_a_core_never_runs_elsewhere(four_models, host_cores):
     rt, paths = four_models
     host_cores(2)
@@ -226,6 +251,8 @@ def test_close_cancels_queued_work_and_rejects_new_runs(tmp_path, host_cores):
         assert _hbm_ext._queued() == 0
     finally:
         hold.release()
+    # Cancellation reaches the futures on a completion thread, right after close().
+    concurrent.futures.wait(futures, timeout=60)
     for f in futures:
         assert f.cancelled()
         with pytest.raises(concurrent.futures.CancelledError):

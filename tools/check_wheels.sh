@@ -109,11 +109,16 @@ EOF
 
 for py in "${pythons[@]}"; do
   ver=$("$py" -c 'import sys; print(".".join(map(str, sys.version_info[:3])))')
-  step "Python $ver: fresh virtualenv, $(basename "$wheel"), tests"
+  # The oldest Python runs with numpy 1.x: the extension reads and makes numpy arrays through
+  # numpy's C-API table and must work with both major versions.
+  extra=()
+  [ "$py" = "${pythons[0]}" ] && extra=("numpy<2")
+  step "Python $ver: fresh virtualenv, $(basename "$wheel"), ${extra[*]:-latest numpy}, tests"
   venv=$work/venv-$ver
   rm -rf "$venv"
   "$py" -m venv "$venv"
-  pip_q "$venv/bin/python" -m pip install "$wheel" "${test_deps[@]}"
+  pip_q "$venv/bin/python" -m pip install "$wheel" "${test_deps[@]}" "${extra[@]}"
+  "$venv/bin/python" -c 'import numpy; print("numpy", numpy.__version__)'
   where=$(cd "$scratch" && "$venv/bin/python" -c 'import hbm_runtime; print(hbm_runtime.__file__)') ||
     fail "Python $ver: cannot import the installed wheel"
   [[ $where == "$venv"/* ]] || fail "Python $ver imported hbm_runtime from $where, not from the wheel"

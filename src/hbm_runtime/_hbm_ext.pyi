@@ -72,7 +72,10 @@ class _Runtime:
 
     def input_buffers(self, model_name: object | None = None) -> dict: ...
 
-    def close(self) -> None: ...
+    def close(self) -> None:
+        """
+        Releases the models once their running inferences finish. Queued tasks are cancelled: their run_async futures become cancelled right after, on a completion thread. Later runs raise RuntimeClosedError; closing again does nothing.
+        """
 
     @property
     def closed(self) -> bool: ...

@@ -130,6 +130,40 @@ void test_bound_task_waits_for_its_core() {
   CHECK(d.order.size() == 2 && d.order[1] == 1 && d.cores[1] == 1);
 }
 
+// The BPU's preemptive levels: a preemptive task whose cores are all busy runs at once on the
+// busy core's lane; an ordinary one waits; a second preemptive one waits for the lane.
+void test_preemptive_lane() {
+  Scheduler s(1);
+  Gate hold;
+  s.submit(hold.task(hbm::kAnyCore));  // core 0 busy until released
+  hold.wait_running();
+  Done d;
+  Gate lane_hold;
+  Scheduler::Task first = lane_hold.task(hbm::kAnyCore);
+  first.preemptive = true;
+  s.submit(std::move(first));
+  lane_hold.wait_running();  // ran beside the busy core: nothing released yet
+  CHECK(s.queued() == 0);
+  Scheduler::Task second = make(d, 1, 254, 0);
+  second.preemptive = true;
+  s.submit(std::move(second));  // the lane is taken: queued, first in line
+  s.submit(make(d, 2, 200, 0));
+  CHECK(s.queued() == 2);
+  lane_hold.release();
+  hold.release();
+  d.wait_for(2);
+  CHECK((d.order == std::vector<int>{1, 2}));
+  // With an idle core, a preemptive task simply runs there.
+  Scheduler::Task third = make(d, 3, 255, 0);
+  third.preemptive = true;
+  s.submit(std::move(third));
+  d.wait_for(3);
+  CHECK(d.order.size() == 3 && d.cores[2] == 0);
+  // Shrinking and shutting down join the lanes.
+  s.set_cores(1);
+  s.shutdown();
+}
+
 void test_inline_claim() {
   Scheduler s(1);
   int core = s.claim_idle_core(hbm::kAnyCore);
@@ -264,6 +298,7 @@ int main() {
   test_order();
   test_affinity();
   test_bound_task_waits_for_its_core();
+  test_preemptive_lane();
   test_inline_claim();
   test_cancel_owned_and_resize();
   test_stress();

@@ -353,6 +353,7 @@ void Runtime::launch(std::shared_ptr<Batch> batch, std::vector<Request>& request
     task.priority = params.priority;
     task.custom_id = params.custom_id;
     task.mask = mask;
+    task.preemptive = params.priority >= kPreemptivePriority;
     task.owner = this;
     auto queued_at = Clock::now();
     task.run = [batch, model, queued_at, i, req = std::move(requests[i])](int core) {

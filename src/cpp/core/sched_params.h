@@ -12,6 +12,10 @@ struct SchedParams {
   int32_t device_id = 0;
 };
 
+// Priorities 254 and 255 are the BPU's preemptive levels: such a task does not wait for a
+// busy core to finish its current task.
+inline constexpr int32_t kPreemptivePriority = 254;
+
 // Bit n set = core n allowed. kAnyCore = every core.
 using CoreMask = uint64_t;
 inline constexpr CoreMask kAnyCore = ~CoreMask{0};

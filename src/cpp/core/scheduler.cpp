@@ -65,6 +65,7 @@ void Scheduler::set_cores(int n) {
   }
   cv_.notify_all();
   if (old_started > n) stop_workers(n, old_started);
+  stop_lanes(n, kMaxCores);
   cancel_entries(orphans, std::make_exception_ptr(InvalidArgument(
                               "task cancelled: it is bound to host cores that no longer exist "
                               "(host cores now " + std::to_string(n) + ")")));
@@ -89,10 +90,57 @@ void Scheduler::submit(Task task) {
   {
     std::lock_guard lock(mu_);
     if (started_ < configured_ && !joining_) start_workers_locked();
+    if (task.preemptive && preempt_locked(task)) {
+      lane_cv_.notify_all();
+      return;
+    }
     queue_.insert(new Entry{std::move(task), next_seq_++});
     submissions_.fetch_add(1, std::memory_order_release);
   }
   cv_.notify_all();
+}
+
+bool Scheduler::preempt_locked(Task& task) {
+  if (joining_) return false;
+  // An idle allowed core (or a preemptive task already waiting) takes it through the queue.
+  for (int c = 0; c < configured_; ++c)
+    if ((task.mask >> c & 1) && !cores_[c].busy) return false;
+  for (int c = 0; c < configured_; ++c) {
+    Core& core = cores_[c];
+    if (!(task.mask >> c & 1) || core.lane_busy) continue;
+    core.lane_busy = true;
+    core.lane_entry = new Entry{std::move(task), next_seq_++};
+    if (!core.lane.joinable()) core.lane = std::thread([this, c] { lane_loop(c); });
+    return true;
+  }
+  return false;
+}
+
+void Scheduler::lane_loop(int core) {
+  std::unique_lock lock(mu_);
+  while (true) {
+    lane_cv_.wait(lock, [&] { return cores_[core].lane_entry || cores_[core].lane_stop; });
+    Entry* entry = cores_[core].lane_entry;
+    if (!entry) return;  // stopping, nothing handed over
+    cores_[core].lane_entry = nullptr;
+    lock.unlock();
+    entry->task.run(core);
+    delete entry;
+    lock.lock();
+    cores_[core].lane_busy = false;
+  }
+}
+
+void Scheduler::stop_lanes(int from, int to) {
+  {
+    std::lock_guard lock(mu_);
+    for (int c = from; c < to; ++c) cores_[c].lane_stop = true;
+  }
+  lane_cv_.notify_all();
+  for (int c = from; c < to; ++c)
+    if (cores_[c].lane.joinable()) cores_[c].lane.join();
+  std::lock_guard lock(mu_);
+  for (int c = from; c < to; ++c) cores_[c].lane_stop = false;
 }
 
 size_t Scheduler::queued() const {
@@ -202,6 +250,7 @@ void Scheduler::shutdown() {
   }
   cv_.notify_all();
   stop_workers(0, started);
+  stop_lanes(0, kMaxCores);
   {
     std::lock_guard lock(mu_);
     joining_ = false;

@@ -1,6 +1,9 @@
 // The host scheduler: one fixed worker thread per virtual core, one ordered queue.
 // Order: priority desc, then custom_id asc, then arrival. A task bound to a core mask only
 // runs on a worker of an allowed core. Process-wide, like the BPU it stands in for.
+// Preemptive tasks (the BPU's priorities 254-255) that find every allowed core busy run at
+// once on the core's preemption lane, a second thread beside the task already running there
+// (the host cannot pause an inference, so the two share the CPU); one per core at a time.
 #pragma once
 #include <atomic>
 #include <condition_variable>
@@ -23,6 +26,7 @@ class Scheduler {
     int64_t custom_id = 0;
     CoreMask mask = kAnyCore;
     const void* owner = nullptr;               // for cancel_owned()
+    bool preemptive = false;                   // may use a busy core's preemption lane
     std::function<void(int core)> run;         // must not throw
     std::function<void(std::exception_ptr)> cancel;  // called instead of run; must not throw
   };
@@ -70,9 +74,18 @@ class Scheduler {
     std::thread worker;
     bool busy = false;
     bool stop = false;
+    std::thread lane;              // started at the core's first preemption
+    Entry* lane_entry = nullptr;   // handed to the lane, not yet taken
+    bool lane_busy = false;        // an entry is handed over or running
+    bool lane_stop = false;
   };
 
   void worker_loop(int core);
+  void lane_loop(int core);
+  // Hands a preemptive task to a busy allowed core's free lane; false if none qualifies.
+  bool preempt_locked(Task& task);
+  // Stops and joins the preemption lanes of cores [from, to); the lock must not be held.
+  void stop_lanes(int from, int to);
   // First queued task that may run on `core`; needs the lock held.
   std::set<Entry*, Order>::iterator eligible_for(int core);
   void cancel_entries(std::vector<Entry*>& entries, std::exception_ptr why);
@@ -84,6 +97,7 @@ class Scheduler {
   std::mutex resize_mu_;  // serialises set_cores / shutdown
   mutable std::mutex mu_;
   std::condition_variable cv_;       // workers wait here
+  std::condition_variable lane_cv_;  // preemption lanes wait here
   std::condition_variable idle_cv_;  // shutdown waits for the queue to drain
   std::set<Entry*, Order> queue_;    // owns its entries
   std::vector<Core> cores_;          // kMaxCores slots, never reallocated

@@ -301,7 +301,10 @@ void bind_runtime(nb::module_& m) {
             return out;
           },
           "model_name"_a = nb::none())
-      .def("close", &Runtime::close, nb::call_guard<nb::gil_scoped_release>())
+      .def("close", &Runtime::close, nb::call_guard<nb::gil_scoped_release>(),
+           "Releases the models once their running inferences finish. Queued tasks are "
+           "cancelled: their run_async futures become cancelled right after, on a completion "
+           "thread. Later runs raise RuntimeClosedError; closing again does nothing.")
       .def_prop_ro("closed", &Runtime::closed);
 }
 

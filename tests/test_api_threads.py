@@ -2,26 +2,12 @@
 
 from __future__ import annotations
 
-import threading
-from concurrent.futures import ThreadPoolExecutor
-
 import numpy as np
 import pytest
 
 import models
 from models import LANENET_NAME, assert_outputs_match, ort_reference, random_feeds
-
-
-def _in_threads(n_threads, work):
-    """Runs work(thread_index) in n_threads threads released together; re-raises errors."""
-    barrier = threading.Barrier(n_threads)
-
-    def start(i):
-        barrier.wait(timeout=60)
-        return work(i)
-
-    with ThreadPoolExecutor(n_threads) as pool:
-        return list(pool.map(start, range(n_threads)))
+from threads_support import in_threads
 
 
 @pytest.mark.parametrize("n_threads", [2, 4, 8])
@@ -39,7 +25,7 @@ def test_threads_share_one_runtime(n_threads, open_runtime, mlp_path):
             out.append(rt.run(arg)["mlp"])
         return out
 
-    results = _in_threads(n_threads, work)
+    results = in_threads(n_threads, work)
     for t in range(n_threads):
         for i in range(iters):
             assert_outputs_match(results[t][i], refs[t][i], f"thread {t} call {i}")
@@ -73,7 +59,7 @@ def test_threads_different_models_and_forms(open_runtime, mlp_path, lanenet_path
     def work(t):
         return [rt.run(arg, model_name=name) for arg, name, _ in jobs[t]]
 
-    results = _in_threads(len(jobs), work)
+    results = in_threads(len(jobs), work)
     for t, row in enumerate(jobs):
         for i, (_, _, refs) in enumerate(row):
             got = results[t][i]
@@ -100,7 +86,7 @@ def test_threads_with_errors_do_not_disturb_others(open_runtime, mlp_path):
                 out.append(rt.run(x)["mlp"])
         return out
 
-    results = _in_threads(4, work)
+    results = in_threads(4, work)
     for t in (0, 2):
         for i, ref in enumerate(refs):
             assert_outputs_match(results[t][i], ref, f"thread {t} call {i}")
@@ -118,7 +104,7 @@ def test_threads_and_run_async_together(open_runtime, mlp_path):
             return [f.result(timeout=60)["mlp"] for f in futures]
         return [rt.run(x)["mlp"] for x in xs[t]]
 
-    results = _in_threads(4, work)
+    results = in_threads(4, work)
     for t in range(4):
         for i in range(8):
             assert_outputs_match(results[t][i], refs[t][i], f"thread {t} call {i}")
@@ -129,7 +115,7 @@ def test_threads_share_one_input_array(open_runtime, mlp_path):
     rt = open_runtime(mlp_path)
     x = np.random.default_rng(9).standard_normal(models.MLP_SHAPE).astype(np.float32)
     ref = ort_reference(mlp_path, {"x": x})
-    results = _in_threads(6, lambda t: [rt.run(x)["mlp"] for _ in range(10)])
+    results = in_threads(6, lambda t: [rt.run(x)["mlp"] for _ in range(10)])
     for t, row in enumerate(results):
         for i, got in enumerate(row):
             assert_outputs_match(got, ref, f"thread {t} call {i}")
@@ -150,7 +136,7 @@ def test_scheduling_changes_while_threads_run(open_runtime, mlp_path, two_cores)
             return None
         return [rt.run(x)["mlp"] for x in xs]
 
-    results = _in_threads(4, work)
+    results = in_threads(4, work)
     for t in (1, 2, 3):
         for i, ref in enumerate(refs):
             assert_outputs_match(results[t][i], ref, f"thread {t} call {i}")

@@ -4,13 +4,13 @@ emulated BPU: every output correct, nothing left behind afterwards."""
 from __future__ import annotations
 
 import concurrent.futures
-import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
 
 from hbm_runtime import HB_HBMRuntime
+from threads_support import in_threads
 from ucp_support import (assert_outputs_equal, expected_outputs, hbm_runtime_factory,  # noqa: F401
                          model_file, parse_model_file, random_inputs, settle, ucp, ucp_double)
 
@@ -20,17 +20,6 @@ SQUARE = parse_model_file(model_file("square_nv12.hbm")).models["m_square"]
 MODELS = {"m_add": MULTI["m_add"], "m_nv12": MULTI["m_nv12"], "m_rows": MULTI["m_rows"],
           "m_types": MULTI["m_types"], "m_second": SECOND, "m_square": SQUARE}
 FILES = [model_file("multi.hbm"), model_file("second.hbm"), model_file("square_nv12.hbm")]
-
-
-def _in_threads(n_threads, work):
-    barrier = threading.Barrier(n_threads)
-
-    def start(i):
-        barrier.wait(timeout=60)
-        return work(i)
-
-    with ThreadPoolExecutor(n_threads) as pool:
-        return list(pool.map(start, range(n_threads)))
 
 
 def _job(t: int, i: int):
@@ -73,7 +62,7 @@ def test_threads_share_one_runtime(ucp, n_threads):
             out.append(result)
         return out
 
-    results = _in_threads(n_threads, work)
+    results = in_threads(n_threads, work)
     assert ucp.stat("tasks_run") >= n_threads * iters
     cores = {e.int("core") for e in ucp.events("start")}
     assert len(cores) > 1, "tasks never ran side by side"
@@ -106,7 +95,7 @@ def test_run_async_from_several_threads(ucp):
             futures.append((rt.run_async(arg, model_name=name), expect, f"thread {t} call {i}"))
         return futures
 
-    all_futures = [f for row in _in_threads(n_threads, work) for f in row]
+    all_futures = [f for row in in_threads(n_threads, work) for f in row]
     done, not_done = concurrent.futures.wait([f for f, _, _ in all_futures], timeout=120)
     assert not not_done
     for fut, expect, what in all_futures:

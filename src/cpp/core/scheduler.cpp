@@ -2,6 +2,7 @@
 
 #include <cstdlib>
 #include <string>
+#include <system_error>
 
 #include "errors.h"
 #include "spin_wait.h"
@@ -102,15 +103,21 @@ void Scheduler::submit(Task task) {
 
 bool Scheduler::preempt_locked(Task& task) {
   if (joining_) return false;
-  // An idle allowed core (or a preemptive task already waiting) takes it through the queue.
+  // An idle allowed core takes it from the queue like any task.
   for (int c = 0; c < configured_; ++c)
     if ((task.mask >> c & 1) && !cores_[c].busy) return false;
   for (int c = 0; c < configured_; ++c) {
     Core& core = cores_[c];
     if (!(task.mask >> c & 1) || core.lane_busy) continue;
-    core.lane_busy = true;
+    if (!core.lane.joinable()) {
+      try {
+        core.lane = std::thread([this, c] { lane_loop(c); });  // waits for mu_ we hold
+      } catch (const std::system_error&) {
+        return false;  // no thread to spare: the task waits in the queue instead
+      }
+    }
     core.lane_entry = new Entry{std::move(task), next_seq_++};
-    if (!core.lane.joinable()) core.lane = std::thread([this, c] { lane_loop(c); });
+    core.lane_busy = true;
     return true;
   }
   return false;

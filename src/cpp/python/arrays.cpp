@@ -7,6 +7,7 @@
 #include <nanobind/ndarray.h>
 
 #include "core/errors.h"
+#include "errors.h"
 #include "numpy_api.h"
 
 namespace nb = nanobind;
@@ -83,12 +84,6 @@ nb::object make_numpy(OutputTensor&& t, bool device_input) {
   nb::ndarray<nb::numpy> arr(t.data, ndim, shape.data(), capsule, strides.data(), dl_dtype(t.dtype));
   return arr.cast();
 }
-
-}  // namespace
-
-namespace {
-
-std::string str_of(nb::handle h) { return nb::str(h).c_str(); }
 
 std::string input_label(const TensorInfo& tensor, const std::string& model) {
   return "input '" + tensor.name + "' of model '" + model + "'";

@@ -2,14 +2,13 @@
 // numpy._core._multiarray_umath._ARRAY_API (numpy.core.* before 2.0). The entries used here
 // have kept their index and signature from numpy 1.7 through 2.x, so they are declared here
 // instead of compiling against one numpy's headers. Building an array this way skips the
-// protocol discovery numpy.asarray does on nanobind's exported object (about a fifth of a
-// small model's run() before this path existed). Reading an input array goes through the
+// protocol discovery numpy.asarray does on nanobind's exported object (about a sixth of a
+// tiny model's run() before this path existed). Reading an input array goes through the
 // public, equally stable PyArrayObject and PyArray_Descr field layouts instead of a DLPack
 // capsule made and parsed for every call.
 #include "numpy_api.h"
 
 #include <array>
-#include <climits>
 #include <cstdint>
 
 namespace nb = nanobind;
@@ -55,6 +54,7 @@ struct DescrFields {
 };
 
 DataType from_type_num(int type_num) {
+  constexpr bool long64 = sizeof(long) == 8;
   switch (type_num) {
     case 0: return DataType::BOOL8;
     case 1: return DataType::S8;
@@ -63,13 +63,14 @@ DataType from_type_num(int type_num) {
     case 4: return DataType::U16;
     case 5: return DataType::S32;
     case 6: return DataType::U32;
+    case 7: return long64 ? DataType::S64 : DataType::S32;  // NPY_LONG
+    case 8: return long64 ? DataType::U64 : DataType::U32;  // NPY_ULONG
+    case 9: return DataType::S64;
+    case 10: return DataType::U64;
     case 11: return DataType::F32;
     case 12: return DataType::F64;
     case 23: return DataType::F16;
-    default:
-      if (type_num == kInt64 || type_num == 9) return DataType::S64;
-      if (type_num == kUInt64 || type_num == 10) return DataType::U64;
-      return DataType::MAX;  // long double, complex, object, strings, datetimes...
+    default: return DataType::MAX;  // long double, complex, object, strings, datetimes...
   }
 }
 

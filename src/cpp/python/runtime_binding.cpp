@@ -47,8 +47,6 @@ struct ParsedRun {
   KeepAlive keep;
 };
 
-std::string str_of(nb::handle h) { return nb::str(h).c_str(); }
-
 size_t pick_model(const Runtime& rt, nb::handle model_name, const char* form) {
   if (!model_name.is_none()) {
     if (!nb::isinstance<nb::str>(model_name))

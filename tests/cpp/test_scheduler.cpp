@@ -149,7 +149,13 @@ void test_preemptive_lane() {
   s.submit(std::move(second));  // the lane is taken: queued, first in line
   s.submit(make(d, 2, 200, 0));
   CHECK(s.queued() == 2);
-  lane_hold.release();
+  lane_hold.release();  // the lane takes the waiting preemptive task; core 0 is still held
+  d.wait_for(1);
+  CHECK(s.queued() == 1);
+  {
+    std::lock_guard lock(d.mu);
+    CHECK(d.order.size() == 1 && d.order[0] == 1 && d.cores[0] == 0);
+  }
   hold.release();
   d.wait_for(2);
   CHECK((d.order == std::vector<int>{1, 2}));

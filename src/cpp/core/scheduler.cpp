@@ -124,17 +124,30 @@ bool Scheduler::preempt_locked(Task& task) {
 }
 
 void Scheduler::lane_loop(int core) {
+  Core& me = cores_[core];
   std::unique_lock lock(mu_);
   while (true) {
-    lane_cv_.wait(lock, [&] { return cores_[core].lane_entry || cores_[core].lane_stop; });
-    Entry* entry = cores_[core].lane_entry;
+    lane_cv_.wait(lock, [&] { return me.lane_entry || me.lane_stop; });
+    Entry* entry = me.lane_entry;
     if (!entry) return;  // stopping, nothing handed over
-    cores_[core].lane_entry = nullptr;
-    lock.unlock();
-    entry->task.run(core);
-    delete entry;
-    lock.lock();
-    cores_[core].lane_busy = false;
+    me.lane_entry = nullptr;
+    while (entry) {
+      lock.unlock();
+      entry->task.run(core);
+      delete entry;
+      lock.lock();
+      entry = nullptr;
+      // A preemptive task that found this lane taken waits first in the queue: while the
+      // core is still busy, it is the lane's next task.
+      if (me.busy && !me.lane_stop) {
+        auto it = eligible_for(core);
+        if (it != queue_.end() && (*it)->task.preemptive) {
+          entry = *it;
+          queue_.erase(it);
+        }
+      }
+    }
+    me.lane_busy = false;
   }
 }
 

@@ -3,7 +3,8 @@
 // runs on a worker of an allowed core. Process-wide, like the BPU it stands in for.
 // Preemptive tasks (the BPU's priorities 254-255) that find every allowed core busy run at
 // once on the core's preemption lane, a second thread beside the task already running there
-// (the host cannot pause an inference, so the two share the CPU); one per core at a time.
+// (the host cannot pause an inference, so the two share the CPU). One per core at a time: the
+// next waits first in the queue, and the lane takes it when free if the core is still busy.
 #pragma once
 #include <atomic>
 #include <condition_variable>

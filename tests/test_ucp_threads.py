@@ -22,6 +22,16 @@ MODELS = {"m_add": MULTI["m_add"], "m_nv12": MULTI["m_nv12"], "m_rows": MULTI["m
 FILES = [model_file("multi.hbm"), model_file("second.hbm"), model_file("square_nv12.hbm")]
 
 
+def _assert_released(ucp, base):
+    """No task, sysmem or packed handle of ours is left, nor more of anything than at `base`."""
+    settle()
+    assert ucp.stat("live_tasks") == 0
+    assert ucp.own_live_mems() == {} and ucp.own_live_packed() == 0
+    # Globally too (earlier tests' leftovers may only have been freed meanwhile).
+    live = ucp.live()
+    assert all(live[k] <= base[k] for k in live), (live, base)
+
+
 def _job(t: int, i: int):
     """(run argument, model_name kwarg, {model: feeds}) of call i of thread t."""
     names = list(MODELS)
@@ -73,12 +83,7 @@ def test_threads_share_one_runtime(ucp, n_threads):
     del results
     rt.close()
     del rt
-    settle()
-    assert ucp.stat("live_tasks") == 0
-    assert ucp.own_live_mems() == {} and ucp.own_live_packed() == 0
-    # Globally too (earlier tests' leftovers may only have been freed meanwhile).
-    live = ucp.live()
-    assert all(live[k] <= base[k] for k in live), (live, base)
+    _assert_released(ucp, base)
 
 
 def test_run_async_from_several_threads(ucp):
@@ -103,12 +108,7 @@ def test_run_async_from_several_threads(ucp):
     del all_futures, done, fut
     rt.close()
     del rt
-    settle()
-    assert ucp.stat("live_tasks") == 0
-    assert ucp.own_live_mems() == {} and ucp.own_live_packed() == 0
-    # Globally too (earlier tests' leftovers may only have been freed meanwhile).
-    live = ucp.live()
-    assert all(live[k] <= base[k] for k in live), (live, base)
+    _assert_released(ucp, base)
 
 
 def test_many_runs_of_one_model_in_flight(hbm_runtime_factory, ucp):

@@ -59,9 +59,15 @@ def test_scalars_apply_to_every_model(trio):
     assert all(p.bpu_cores == [-1] for p in rt.sched_params.values())
 
 
+def _core_id_limit():
+    """The first invalid core id: ids 0..3 (the board's) are valid on any host, more with
+    more virtual cores."""
+    return max(4, host_cores())
+
+
 def test_all_valid_cores(trio):
     rt, _ = trio
-    cores = list(range(host_cores()))
+    cores = list(range(_core_id_limit()))
     rt.set_scheduling_params(bpu_cores={"m1": cores})
     assert rt.sched_params["m1"].bpu_cores == cores
 
@@ -108,7 +114,7 @@ def test_negative_custom_id_and_device_id(trio):
 @pytest.mark.parametrize("cores", ["too_big", [-1, 0], [0, -1], [], [-2], "neg_and_big"])
 def test_bad_cores(trio, cores):
     rt, _ = trio
-    n = host_cores()
+    n = _core_id_limit()
     cores = {"too_big": [n], "neg_and_big": [0, n + 5]}.get(cores, cores) if isinstance(cores, str) else cores
     e = _expect_unchanged(rt, lambda: rt.set_scheduling_params(bpu_cores={"m1": cores}), "m1")
     assert str(cores) in str(e.value) or str(tuple(cores)) in str(e.value), str(e.value)
@@ -121,7 +127,7 @@ def test_nothing_changes_when_a_later_argument_is_invalid(trio):
     rt.set_scheduling_params(priority={"m1": 20}, custom_id={"m2": 6})
     calls = [
         lambda: rt.set_scheduling_params(priority={"m1": 100, "m2": 100}, custom_id={"m3": -1}),
-        lambda: rt.set_scheduling_params(priority=100, bpu_cores={"m3": [host_cores()]}),
+        lambda: rt.set_scheduling_params(priority=100, bpu_cores={"m3": [_core_id_limit()]}),
         lambda: rt.set_scheduling_params(priority={"m1": 1, "m2": 2, "m3": 300}),
         lambda: rt.set_scheduling_params(custom_id=1, device_id={"m1": 0, "m2": -1}),
         lambda: rt.set_scheduling_params(bpu_cores={"m1": [0], "m2": [-1, 0]}),
@@ -130,6 +136,16 @@ def test_nothing_changes_when_a_later_argument_is_invalid(trio):
     for call in calls:
         _expect_unchanged(rt, call)
     assert rt.sched_params["m1"].priority == 20 and rt.sched_params["m2"].customId == 6
+
+
+@pytest.mark.parametrize("kwargs", [{"priority": 2**63}, {"custom_id": {"m2": 2**70}}, {"bpu_cores": [2**64]},
+                                    {"device_id": -(2**63) - 1}, {"bpu_cores": {"m1": [0, 2**40]}}])
+def test_values_beyond_64_bits_are_value_errors_naming_them(trio, kwargs):
+    rt, _ = trio
+    (what, value), = kwargs.items()
+    shown = value if not isinstance(value, dict) else next(iter(value.values()))
+    number = shown[-1] if isinstance(shown, list) else shown
+    _expect_unchanged(rt, lambda: rt.set_scheduling_params(**kwargs), what, str(number))
 
 
 @pytest.mark.parametrize("kwargs", [{"priority": 1.5}, {"priority": "5"}, {"custom_id": {"m1": 2.0}},

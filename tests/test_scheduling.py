@@ -153,35 +153,69 @@ def test_model_bound_to_a_core_never_runs_elsewhere(four_models, host_cores):
     assert seen[names[2]] <= {0, 1} and seen[names[3]] <= {0, 1}
 
 
-def test_core_ids_are_checked_against_host_cores(four_models, host_cores):
+def test_core_ids_are_checked_against_the_board_range(four_models, host_cores):
+    # Core ids 0..3 (the board's BPU cores) are valid on any host; more only with more
+    # virtual cores.
     rt, _ = four_models
     host_cores(2)
     before = rt.sched_params
-    with pytest.raises(ValueError, match=r"bpu_cores of model 'm0'.*\[2\].*0\.\.1"):
-        rt.set_scheduling_params(bpu_cores={"m0": [2]}, priority={"m1": 7})
+    with pytest.raises(ValueError, match=r"bpu_cores of model 'm0'.*\[4\].*0\.\.3"):
+        rt.set_scheduling_params(bpu_cores={"m0": [4]}, priority={"m1": 7})
     with pytest.raises(ValueError, match=r"\[-1, 0\]"):
         rt.set_scheduling_params(bpu_cores=[-1, 0])
     assert rt.sched_params == before
+    host_cores(6)
+    rt.set_scheduling_params(bpu_cores={"m0": [5]})
+    assert rt.sched_params["m0"].bpu_cores == [5]
+    with pytest.raises(ValueError, match=r"\[6\].*0\.\.5"):
+        rt.set_scheduling_params(bpu_cores={"m0": [6]})
 
 
-def test_shrinking_host_cores_cancels_tasks_bound_to_removed_cores(four_models, host_cores):
-    rt, _ = four_models
+def test_core_ids_beyond_the_host_cores_fold_onto_them(four_models, host_cores):
+    # The seed's bpu_cores=[0, 1] works on a one-CPU PC; id n runs on virtual core n % cores.
+    rt, paths = four_models
+    host_cores(1)
+    names = rt.model_names
+    rt.set_scheduling_params(bpu_cores={names[0]: [0, 1], names[1]: [3]})
+    x = np.ones((1, 16), np.float32)
+    res = rt.run({names[0]: {"x": x}, names[1]: {"x": x}})
+    single = rt.run(x, model_name=names[1])
+    for n, p in zip(names[:2], paths):
+        np.testing.assert_allclose(res[n]["y"], _reference(p, x), rtol=1e-5, atol=1e-5)
+        assert res.timings[n]["core"] == 0
+    assert single.timings[names[1]]["core"] == 0
+    host_cores(2)
+    seen = {rt.run(x, model_name=names[1]).timings[names[1]]["core"] for _ in range(10)}
+    assert seen == {1}  # 3 % 2
+    assert rt.sched_params[names[1]].bpu_cores == [3]  # what the user set, unchanged
+
+
+def test_shrinking_host_cores_moves_queued_tasks_onto_remaining_cores(four_models, host_cores):
+    rt, paths = four_models
     host_cores(2)
     rt.set_scheduling_params(bpu_cores={"m0": [1]})
     x = np.ones((1, 16), np.float32)
     hold0, hold1 = _hbm_ext._CoreHold(0), _hbm_ext._CoreHold(1)
+    shrink = threading.Thread(target=host_cores, args=(1,))  # waits for core 1's worker
     try:
         fut = rt.run_async(x, model_name="m0")
-        hold1.release()
-        host_cores(1)  # joins core 1's worker; m0 can no longer run anywhere
+        assert _hbm_ext._queued() == 1
+        shrink.start()
+        deadline = time.monotonic() + 60
+        while hbm_runtime.host_cores() != 1:  # the resize is under way: queued masks folded
+            assert time.monotonic() < deadline, "set_host_cores(1) did not start"
+        hold1.release()  # core 1's worker ends without taking the task: it belongs to core 0 now
+        shrink.join(timeout=60)
+        assert not shrink.is_alive()
+        assert not fut.done() and _hbm_ext._queued() == 1
     finally:
         hold0.release()
         hold1.release()
-    # Either it ran on core 1 before the shrink, or it was cancelled with a clear error.
-    try:
-        assert fut.result(timeout=60).timings["m0"]["core"] == 1
-    except ValueError as e:
-        assert "host cores" in str(e)
+        if shrink.ident:
+            shrink.join(timeout=60)
+    res = fut.result(timeout=60)
+    assert res.timings["m0"]["core"] == 0
+    np.testing.assert_allclose(res["m0"]["y"], _reference(paths[0], x), rtol=1e-5, atol=1e-5)
 
 
 def test_run_releases_the_gil_while_waiting():

@@ -143,8 +143,9 @@ void Runtime::set_sched(const std::vector<std::pair<size_t, SchedParams>>& updat
     if (p.device_id < 0)
       throw InvalidArgument("device_id of " + who + ": " + std::to_string(p.device_id) +
                             ", expected a non-negative integer");
-    const int max_core = engines_[m]->max_core_id() >= 0 ? engines_[m]->max_core_id()
-                                                         : Scheduler::instance().cores() - 1;
+    const int max_core = engines_[m]->max_core_id() >= 0
+                             ? engines_[m]->max_core_id()
+                             : std::max(kBoardMaxCoreId, Scheduler::instance().cores() - 1);
     const std::string range = "[-1] (any core) or a list of core ids in 0.." +
                               std::to_string(max_core);
     if (p.bpu_cores.empty())

@@ -11,4 +11,12 @@ CoreMask core_mask(const std::vector<int32_t>& cores) {
   return mask ? mask : kAnyCore;
 }
 
+CoreMask fold_mask(CoreMask mask, int cores) {
+  if (mask == kAnyCore || cores >= 64) return mask;
+  CoreMask out = mask & ((CoreMask{1} << cores) - 1);
+  for (int c = cores; c < 64; ++c)
+    if (mask >> c & 1) out |= CoreMask{1} << (c % cores);
+  return out;
+}
+
 }  // namespace hbm

@@ -21,4 +21,10 @@ using CoreMask = uint64_t;
 inline constexpr CoreMask kAnyCore = ~CoreMask{0};
 CoreMask core_mask(const std::vector<int32_t>& cores);
 
+// Core ids a model may be bound to on the host even when it has fewer virtual cores: the
+// board's BPU core ids (0..3), so code written for the board runs unchanged on any PC.
+inline constexpr int kBoardMaxCoreId = 3;
+// The mask on a host of `cores` virtual cores: ids beyond them fold onto id % cores.
+CoreMask fold_mask(CoreMask mask, int cores);
+
 }  // namespace hbm

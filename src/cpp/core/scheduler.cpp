@@ -42,21 +42,13 @@ void Scheduler::set_cores(int n) {
     throw InvalidArgument("host core count must be in 1.." + std::to_string(kMaxCores) +
                           ", got " + std::to_string(n));
   std::lock_guard resize(resize_mu_);
-  std::vector<Entry*> orphans;
   int old_started;
   {
     std::lock_guard lock(mu_);
     old_started = started_;
     configured_ = n;
-    const CoreMask usable = n >= 64 ? kAnyCore : ((CoreMask{1} << n) - 1);
-    for (auto it = queue_.begin(); it != queue_.end();) {
-      if (((*it)->task.mask & usable) == 0) {
-        orphans.push_back(*it);
-        it = queue_.erase(it);
-      } else {
-        ++it;
-      }
-    }
+    // Queued tasks bound to cores that no longer exist move to the ones that do.
+    for (Entry* e : queue_) e->task.mask = fold_mask(e->task.mask, n);
     if (old_started > n) {
       for (int c = n; c < old_started; ++c) cores_[c].stop = true;
       started_ = n;
@@ -67,9 +59,6 @@ void Scheduler::set_cores(int n) {
   cv_.notify_all();
   if (old_started > n) stop_workers(n, old_started);
   stop_lanes(n, kMaxCores);
-  cancel_entries(orphans, std::make_exception_ptr(InvalidArgument(
-                              "task cancelled: it is bound to host cores that no longer exist "
-                              "(host cores now " + std::to_string(n) + ")")));
 }
 
 void Scheduler::start_workers_locked() {
@@ -90,6 +79,7 @@ void Scheduler::stop_workers(int from, int to) {
 void Scheduler::submit(Task task) {
   {
     std::lock_guard lock(mu_);
+    task.mask = fold_mask(task.mask, configured_);
     if (started_ < configured_ && !joining_) start_workers_locked();
     if (task.preemptive && preempt_locked(task)) {
       lane_cv_.notify_all();
@@ -171,6 +161,7 @@ size_t Scheduler::queued() const {
 int Scheduler::claim_idle_core(CoreMask mask) {
   std::lock_guard lock(mu_);
   if (!queue_.empty()) return -1;
+  mask = fold_mask(mask, configured_);
   for (int c = 0; c < configured_; ++c) {
     if ((mask >> c & 1) && !cores_[c].busy) {
       cores_[c].busy = true;

@@ -45,7 +45,8 @@ class Scheduler {
   static int default_cores();
 
   int cores() const;
-  // Resizes the pool. Queued tasks no core can run any more are cancelled.
+  // Resizes the pool. Queued tasks bound to cores that no longer exist fold onto the rest
+  // (fold_mask), as new tasks do.
   void set_cores(int n);
   void submit(Task task);
   size_t queued() const;

@@ -79,6 +79,25 @@ def test_quant_params_settable():
     assert q == QuantParams(scale=[2.0], zero_point=[7], quant_type=hbDNNQuantiType.SCALE, axis=1)
 
 
+def test_quant_params_assignments_convert_like_the_constructor():
+    q = QuantParams()
+    q.scale = [0.5, 0.25]
+    q.zero_point = np.array([[1], [2]], np.int64)
+    q.quant_type = 1
+    q.axis = np.int64(2)
+    assert q.scale.dtype == np.float32 and q.scale.tolist() == [0.5, 0.25]  # the seed calls .tolist()
+    assert q.zero_point.dtype == np.int32 and q.zero_point.tolist() == [1, 2]
+    assert q.quant_type is hbDNNQuantiType.SCALE and type(q.axis) is int and q.axis == 2
+    q.scale = np.array([1.5])  # float64 in, float32 kept
+    assert q.scale.dtype == np.float32
+    with pytest.raises(TypeError):
+        q.axis = 1.5
+    with pytest.raises(ValueError):
+        q.quant_type = 7
+    with pytest.raises(AttributeError):
+        q.other = 1  # slots: a typo is an error, not a silent new attribute
+
+
 def test_quant_params_equality():
     a = QuantParams(scale=[0.5], zero_point=[3], quant_type=hbDNNQuantiType.SCALE, axis=1)
     b = QuantParams(scale=np.array([0.5], np.float32), zero_point=np.array([3], np.int32),

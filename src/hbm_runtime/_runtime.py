@@ -44,7 +44,7 @@ class _Version(str):
 
 
 def _version_string() -> str:
-    engines = _hbm_ext._engine_versions()
+    engines = _hbm_ext._engine_versions(probe_devices=True)
     if not engines:
         return __version__
     return __version__ + " (" + ", ".join(v for _, v in engines) + ")"
@@ -95,9 +95,12 @@ def _as_int(value: Any, what: str) -> int:
     if isinstance(value, bool):
         raise TypeError(f"{what}: expected an int, got bool")
     try:
-        return operator.index(value)
+        number = operator.index(value)
     except TypeError:
         raise TypeError(f"{what}: expected an int, got {type(value).__name__}") from None
+    if not -(2**63) <= number < 2**63:  # what the engines can hold; the range checks follow there
+        raise ValueError(f"{what}: {number} is out of range")
+    return number
 
 
 def _as_cores(value: Any, what: str) -> List[int]:
@@ -244,9 +247,12 @@ class HB_HBMRuntime(_hbm_ext._Runtime):
         self._set_sched([(i, *current[i]) for i in sorted(touched)])
 
     # -- running ----------------------------------------------------------------------
-    if TYPE_CHECKING:  # run() is the extension's _Runtime.run; this is its signature for type checkers.
+    if TYPE_CHECKING:  # the extension's _Runtime.run and input_buffers, typed for type checkers
 
         def run(self, input_tensors: RunInput, model_name: Optional[str] = None) -> RunResult:  # type: ignore[override]
+            ...
+
+        def input_buffers(self, model_name: Optional[str] = None) -> Dict[str, np.ndarray[Any, Any]]:  # type: ignore[override]
             ...
 
     def run_async(self, input_tensors: RunInput, model_name: Optional[str] = None) -> "concurrent.futures.Future[RunResult]":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Tuple, Union
 
@@ -17,7 +18,7 @@ class QuantParams:
     per channel along ``axis`` otherwise.
     """
 
-    __slots__ = ("scale", "zero_point", "quant_type", "axis")
+    __slots__ = ("_scale", "_zero_point", "_quant_type", "_axis")
 
     def __init__(
         self,
@@ -26,10 +27,43 @@ class QuantParams:
         quant_type: Union[hbDNNQuantiType, int] = hbDNNQuantiType.NONE,
         axis: int = 0,
     ) -> None:
-        self.scale: np.ndarray = np.array(scale, dtype=np.float32).reshape(-1)
-        self.zero_point: np.ndarray = np.array(zero_point, dtype=np.int32).reshape(-1)
-        self.quant_type: hbDNNQuantiType = hbDNNQuantiType(int(quant_type))
-        self.axis: int = int(axis)
+        self.scale = scale
+        self.zero_point = zero_point
+        self.quant_type = quant_type
+        self.axis = axis
+
+    # Assignments convert like the constructor, so ``scale`` is always a float32 array.
+    @property
+    def scale(self) -> np.ndarray:
+        return self._scale
+
+    @scale.setter
+    def scale(self, value: Any) -> None:
+        self._scale = np.array(value, dtype=np.float32).reshape(-1)
+
+    @property
+    def zero_point(self) -> np.ndarray:
+        return self._zero_point
+
+    @zero_point.setter
+    def zero_point(self, value: Any) -> None:
+        self._zero_point = np.array(value, dtype=np.int32).reshape(-1)
+
+    @property
+    def quant_type(self) -> hbDNNQuantiType:
+        return self._quant_type
+
+    @quant_type.setter
+    def quant_type(self, value: Union[hbDNNQuantiType, int]) -> None:
+        self._quant_type = hbDNNQuantiType(int(value))
+
+    @property
+    def axis(self) -> int:
+        return self._axis
+
+    @axis.setter
+    def axis(self, value: int) -> None:
+        self._axis = operator.index(value)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, QuantParams):

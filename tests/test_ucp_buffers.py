@@ -6,6 +6,7 @@ from __future__ import annotations
 import gc
 
 import numpy as np
+import onnx
 import pytest
 
 from hbm_runtime import HB_HBMRuntime
@@ -115,6 +116,40 @@ def test_views_of_held_buffers_are_read_through_their_own_strides(hbm_runtime_fa
     res = rt.run({"y": view, "uv": bufs["uv"]})["m_square"]
     assert_outputs_equal(res, expected_outputs(SQUARE, {"y": np.ascontiguousarray(view), "uv": feeds["uv"]}),
                          "view of a held buffer")
+
+
+def test_held_buffers_given_to_other_runtimes_and_engines_are_read_through_their_padding(
+        hbm_runtime_factory, ucp, tmp_path):
+    """One camera frame written into one model's input_buffers() and fed to a second runtime
+    of the same file and to an .onnx model: both must see the frame, not the row padding."""
+    rt = hbm_runtime_factory(model_file("square_nv12.hbm"))
+    bufs = rt.input_buffers()
+    assert bufs["y"].strides == (512, 64, 1, 1)  # rows padded from 8 to 64 bytes
+    feeds = random_inputs(SQUARE, 15)
+    bufs["y"][...], bufs["uv"][...] = feeds["y"], feeds["uv"]
+    want = expected_outputs(SQUARE, feeds)
+
+    other = hbm_runtime_factory(model_file("square_nv12.hbm"))
+    assert_outputs_equal(other.run(bufs)["m_square"], want, "second runtime")
+    swapped = hbm_runtime_factory(model_file("square_nv12.hbm"))
+    swapped_bufs = swapped.input_buffers()  # registered too, but not this runtime's memory
+    swapped_bufs["uv"][...] = random_inputs(SQUARE, 16)["uv"]
+    assert_outputs_equal(swapped.run({"y": bufs["y"], "uv": swapped_bufs["uv"]})["m_square"],
+                         expected_outputs(SQUARE, {"y": feeds["y"], "uv": random_inputs(SQUARE, 16)["uv"]}),
+                         "held buffers of two runtimes mixed")
+
+    graph = onnx.helper.make_graph(
+        [onnx.helper.make_node("Identity", ["x"], ["same"])], "plane",
+        [onnx.helper.make_tensor_value_info("x", onnx.TensorProto.UINT8, [1, 8, 8, 1])],
+        [onnx.helper.make_tensor_value_info("same", onnx.TensorProto.UINT8, [1, 8, 8, 1])])
+    onnx.save(onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 17)]),
+              tmp_path / "plane.onnx")
+    mixed = hbm_runtime_factory([model_file("square_nv12.hbm"), str(tmp_path / "plane.onnx")])
+    res = mixed.run({"m_square": bufs, "plane": {"x": bufs["y"]}})
+    assert_outputs_equal(res["m_square"], want, "mixed runtime, .hbm model")
+    np.testing.assert_array_equal(res["plane"]["same"], feeds["y"])
+    assert rt.run(bufs)["m_square"]["ys"].shape == want["ys"].shape  # the owner still zero-copies
+    assert _infer_input_virs(ucp)[-1] == [bufs["y"].ctypes.data, bufs["uv"].ctypes.data]
 
 
 def test_input_buffers_refused_for_dynamic_or_unsupported_inputs(hbm_runtime_factory, ucp):

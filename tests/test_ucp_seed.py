@@ -11,9 +11,11 @@ import pytest
 
 from hbm_runtime import HB_HBMRuntime, QuantParams, SchedParam, hbDNNDataType, hbDNNQuantiType
 from ucp_support import (YOLO, YOLO_FILE, assert_outputs_equal, expected_outputs, hbm_runtime_factory,  # noqa: F401
-                         model_file, parse_model_file, ucp, ucp_double, yolo_inputs)
+                         model_file, parse_model_file, python_env, random_inputs, run_python, ucp, ucp_double,
+                         yolo_inputs)
 
 YOLO_DEF = parse_model_file(YOLO_FILE).models[YOLO]
+SQUARE = parse_model_file(model_file("square_nv12.hbm")).models["m_square"]
 
 # What the manual prints for yolov5x_672x672_nv12.hbm.
 SEED_INPUT_NAMES = ["data_y", "data_uv"]
@@ -212,3 +214,43 @@ def test_version_names_both_libraries(hbm_runtime_factory, ucp):
     for v in (model.version, HB_HBMRuntime.version, HB_HBMRuntime.version()):
         assert isinstance(v, str)
         assert dnn_version in v and ucp_version in v
+
+
+def test_descriptions_that_are_not_utf8_do_not_break_metadata(hbm_runtime_factory, ucp, tmp_path):
+    # A model's remark in GBK, or a binary desc: undecodable bytes become U+FFFD.
+    text = Path(model_file("square_nv12.hbm")).read_bytes()
+    text = text.replace(b"model_desc square NV12 planes", "model_desc 车道线 v2 ".encode("gbk") + b"\xff\xfe")
+    text = text.replace(b"desc Y plane", b"desc caf\xe9 Y")
+    text = text.replace(b"file_desc square NV12 test file", "file_desc 测试".encode("utf-8"))
+    path = tmp_path / "gbk.hbm"
+    path.write_bytes(text)
+    model = hbm_runtime_factory(str(path))
+    want_model_desc = ("车道线 v2 ".encode("gbk") + b"\xff\xfe").decode("utf-8", "replace")
+    assert "\ufffd" in want_model_desc
+    assert model.model_descs == {"m_square": want_model_desc}
+    assert model.input_descs["m_square"] == {"y": "caf\ufffd Y", "uv": "UV plane"}
+    assert model.hbm_descs == {str(path): "测试"}  # valid UTF-8 stays as it is
+    feeds = random_inputs(SQUARE, 1)
+    assert_outputs_equal(model.run(feeds)["m_square"], expected_outputs(SQUARE, feeds))
+
+
+def test_class_version_names_the_libraries_before_any_model_is_loaded(ucp_double):
+    # The manual prints HB_HBMRuntime.version on its own; on the board that names libdnn and
+    # libhbucp. OpenVINO, a host engine, is not loaded for it.
+    code = """
+import ctypes, os, sys
+from hbm_runtime import HB_HBMRuntime
+v = HB_HBMRuntime.version
+dnn = ctypes.CDLL(os.path.join(os.environ["HBM_UCP_LIB_DIR"], "libdnn.so"))
+dnn.hbDNNGetVersion.restype = ctypes.c_char_p
+assert dnn.hbDNNGetVersion().decode() in v, v
+with open("/proc/self/maps") as f:
+    assert "libopenvino" not in f.read()
+print(v)
+"""
+    with_libs = run_python(code, python_env(ucp_double.lib_dir)).stdout
+    assert "libhbucp" in with_libs or "hbucp" in with_libs.lower(), with_libs
+    bare = run_python("from hbm_runtime import HB_HBMRuntime, __version__\n"
+                      "assert HB_HBMRuntime.version == __version__, HB_HBMRuntime.version",
+                      python_env(lib_dir="/nonexistent"))
+    assert bare.returncode == 0

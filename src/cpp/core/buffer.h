@@ -25,13 +25,15 @@ class AlignedBuffer {
   size_t size_ = 0;
 };
 
-// A borrowed input: C-contiguous memory of the model's dtype, owned by the caller
-// for the duration of the call.
+// A borrowed input: memory of the model's dtype, owned by the caller for the duration of
+// the call. C-contiguous unless `byte_strides` is set, which only engines that take strided
+// inputs see (for their own padded input memory handed out by Model::input_buffers()).
 struct InputView {
   const void* data = nullptr;
   DataType dtype = DataType::F32;
   std::vector<int64_t> shape;
-  size_t nbytes = 0;
+  size_t nbytes = 0;              // of the elements, densely packed
+  std::vector<int64_t> byte_strides;  // empty: dense C order
 };
 
 // An output: memory kept alive by `owner` for as long as anything references it.

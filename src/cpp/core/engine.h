@@ -54,11 +54,15 @@ class Engine {
   virtual bool hardware_scheduled() const { return false; }
   // Highest core id a model may be bound to, or -1 for "host virtual cores decide".
   virtual int max_core_id() const { return -1; }
+  // True when its models accept InputViews with byte_strides (input_buffers() memory);
+  // other engines get such memory copied to dense first.
+  virtual bool takes_strided_inputs() const { return false; }
 };
 
 // Engine chosen for a file: by `forced` name when given, else by extension.
 Engine& engine_for(const std::string& file, std::string_view forced = {});
-// Versions of the engines loaded so far, by engine name.
-std::vector<std::pair<std::string, std::string>> loaded_engine_versions();
+// Versions of the engines loaded so far, by engine name. `probe_devices`: first try once
+// to load the device engines (whose libraries are small), so their versions are known.
+std::vector<std::pair<std::string, std::string>> loaded_engine_versions(bool probe_devices = false);
 
 }  // namespace hbm

@@ -44,6 +44,7 @@ class Runtime {
   std::string model_list() const;  // "'a', 'b'"
   const std::vector<std::pair<std::string, std::string>>& file_descs() const { return file_descs_; }
   std::vector<std::string> engine_names() const;
+  bool takes_strided_inputs(size_t model) const { return engines_[model]->takes_strided_inputs(); }
 
   SchedParams sched(size_t model) const;
   // Validates every entry first; applies all or nothing.

@@ -17,14 +17,15 @@ struct Slot {
   std::string_view name;
   std::string_view extension;
   std::unique_ptr<Engine> (*make)();
+  bool device;  // small vendor libraries, loaded to report `version` (host engines are not)
   Engine* engine = nullptr;
 };
 
 std::mutex g_mu;
 Slot g_slots[] = {
-    {"openvino", ".onnx", &make_openvino_engine},
+    {"openvino", ".onnx", &make_openvino_engine, false},
 #ifdef HBM_HAVE_UCP
-    {"ucp", ".hbm", &make_ucp_engine},
+    {"ucp", ".hbm", &make_ucp_engine, true},
 #endif
 };
 
@@ -59,8 +60,22 @@ Engine& engine_for(const std::string& file, std::string_view forced) {
   throw InvalidArgument("'" + file + "': unsupported model file type; supported: " + known);
 }
 
-std::vector<std::pair<std::string, std::string>> loaded_engine_versions() {
+std::vector<std::pair<std::string, std::string>> loaded_engine_versions(bool probe_devices) {
   std::lock_guard lock(g_mu);
+  // The board's `version` names libdnn/libhbucp before any model is loaded, as the vendor's
+  // does; host engines are only reported once something loaded them.
+  static bool probed = false;
+  if (probe_devices && !probed) {
+    probed = true;
+    for (auto& slot : g_slots) {
+      if (!slot.device) continue;
+      try {
+        get(slot);
+      } catch (const Error&) {
+        // Libraries absent: `version` reports the package alone; loading a model says why.
+      }
+    }
+  }
   std::vector<std::pair<std::string, std::string>> out;
   for (auto& slot : g_slots)
     if (slot.engine) out.push_back({std::string(slot.name), slot.engine->version()});

@@ -131,7 +131,7 @@ numpy_api::ArrayView generic_view(nb::handle obj, const TensorInfo& tensor,
 }  // namespace
 
 InputView import_input(nb::handle obj, const TensorInfo& tensor, const std::string& model,
-                       KeepAlive& keep) {
+                       bool strided_ok, KeepAlive& keep) {
   numpy_api::ArrayView arr;
   switch (numpy_api::view(obj, arr)) {
     case numpy_api::ViewResult::kViewed:
@@ -165,8 +165,12 @@ InputView import_input(nb::handle obj, const TensorInfo& tensor, const std::stri
     if (view.shape[i] != 1 && arr.byte_strides[i] != expect) dense = false;
     expect *= view.shape[i];
   }
-  if (dense || count == 0 || is_device_input(arr.data, view.shape, arr.byte_strides)) {
+  if (dense || count == 0) {
     view.data = arr.data;
+  } else if (strided_ok && is_device_input(arr.data, view.shape, arr.byte_strides)) {
+    // The engine's own padded memory: it copies it (or, into the same model, skips the copy).
+    view.data = arr.data;
+    view.byte_strides = std::move(arr.byte_strides);
   } else {
     auto copy = std::make_unique<AlignedBuffer>(view.nbytes);
     copy_strided_to_dense(arr.data, view.shape, arr.byte_strides, static_cast<size_t>(item),

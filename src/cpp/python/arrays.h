@@ -24,10 +24,11 @@ struct KeepAlive {
 };
 
 // A view of `obj` (numpy array, DLPack producer, __array_interface__ object) for input
-// `tensor` of `model`. Non-C-contiguous arrays are copied; dtype and shape are checked by
-// the core, not converted.
+// `tensor` of `model`. Non-C-contiguous arrays are copied, except arrays from
+// input_buffers() when `strided_ok` (the model's engine takes strided inputs); dtype and
+// shape are checked by the core, not converted.
 InputView import_input(nanobind::handle obj, const TensorInfo& tensor, const std::string& model,
-                       KeepAlive& keep);
+                       bool strided_ok, KeepAlive& keep);
 
 // A numpy array sharing the output's memory; the array keeps that memory alive.
 nanobind::object to_numpy(OutputTensor&& t);

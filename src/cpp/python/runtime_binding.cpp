@@ -73,7 +73,7 @@ void add_dict_request(const Runtime& rt, size_t m, nb::handle inputs, ParsedRun&
                             "' maps to a dict; use {model_name: {input_name: array}} for every "
                             "model, or {input_name: array} for one model");
     size_t i = rt.input_index(m, nb::borrow<nb::str>(key).c_str());
-    req.inputs[i] = import_input(value, mi.inputs[i], mi.name, out.keep);
+    req.inputs[i] = import_input(value, mi.inputs[i], mi.name, rt.takes_strided_inputs(m), out.keep);
     given[i] = true;
   }
   std::string missing;
@@ -99,7 +99,7 @@ ParsedRun parse_run(const Runtime& rt, nb::handle x, nb::handle model_name) {
     }
     Runtime::Request req;
     req.model = m;
-    req.inputs.push_back(import_input(x, mi.inputs[0], mi.name, out.keep));
+    req.inputs.push_back(import_input(x, mi.inputs[0], mi.name, rt.takes_strided_inputs(m), out.keep));
     out.requests.push_back(std::move(req));
     out.models.push_back(m);
     return out;
@@ -222,11 +222,19 @@ nb::tuple quant_tuple(const QuantInfo& q) {
   return nb::make_tuple(q.type, s, z, q.axis);
 }
 
+// Descriptions are free text from the model file: bytes that are not UTF-8 (a binary desc,
+// a GBK remark) become U+FFFD rather than make every metadata property raise.
+nb::str desc_text(const std::string& desc) {
+  PyObject* s = PyUnicode_DecodeUTF8(desc.data(), static_cast<Py_ssize_t>(desc.size()), "replace");
+  if (!s) throw nb::python_error();
+  return nb::steal<nb::str>(s);
+}
+
 // (name, desc, dtype, shape, strides, (quant_type, scale, zero_point, axis)) per tensor.
 nb::list tensor_infos(const Runtime& rt, size_t m, bool outputs) {
   nb::list out;
   for (const auto& t : outputs ? rt.info(m).outputs : rt.info(m).inputs)
-    out.append(nb::make_tuple(t.name, t.desc, t.dtype, nb::cast(t.shape), nb::cast(t.strides),
+    out.append(nb::make_tuple(t.name, desc_text(t.desc), t.dtype, nb::cast(t.shape), nb::cast(t.strides),
                               quant_tuple(t.quant)));
   return out;
 }
@@ -250,8 +258,13 @@ void bind_runtime(nb::module_& m) {
              for (size_t i = 0; i < rt.model_count(); ++i) names.push_back(rt.info(i).name);
              return names;
            })
-      .def("_model_desc", [](const Runtime& rt, size_t i) { return rt.info(i).desc; })
-      .def("_file_descs", &Runtime::file_descs)
+      .def("_model_desc", [](const Runtime& rt, size_t i) { return desc_text(rt.info(i).desc); })
+      .def("_file_descs",
+           [](const Runtime& rt) {
+             std::vector<std::pair<std::string, nb::str>> out;
+             for (const auto& [file, desc] : rt.file_descs()) out.emplace_back(file, desc_text(desc));
+             return out;
+           })
       .def("_engine_names", &Runtime::engine_names)
       .def("_index_of", [](const Runtime& rt, std::string_view n) { return rt.index_of(n); })
       .def("_tensor_infos", &tensor_infos)

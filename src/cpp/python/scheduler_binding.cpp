@@ -73,7 +73,7 @@ void bind_scheduler(nb::module_& m) {
           WaiterPool::instance().shutdown();
         },
         nb::call_guard<nb::gil_scoped_release>());
-  m.def("_engine_versions", &loaded_engine_versions);
+  m.def("_engine_versions", &loaded_engine_versions, "probe_devices"_a = false);
   nb::class_<CoreHold>(m, "_CoreHold")
       .def(nb::init<int>(), "core"_a, nb::call_guard<nb::gil_scoped_release>())
       .def("release", &CoreHold::release, nb::call_guard<nb::gil_scoped_release>());

@@ -268,6 +268,7 @@ class UcpEngine final : public Engine {
   }
   bool hardware_scheduled() const override { return true; }
   int max_core_id() const override { return kMaxBpuCoreId; }
+  bool takes_strided_inputs() const override { return true; }
 
  private:
   std::shared_ptr<const UcpApi> api_;

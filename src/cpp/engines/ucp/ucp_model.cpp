@@ -222,6 +222,12 @@ void UcpModel::write_input(BufferSet& set, size_t i, const InputView& v, bool fr
   if (v.nbytes < dense)
     throw InvalidArgument(input_context(p, t) + ": " + std::to_string(v.nbytes) +
                           " bytes given, " + std::to_string(dense) + " expected");
+  if (!v.byte_strides.empty()) {  // another model's input_buffers() memory: its own padding
+    AlignedBuffer packed(dense);
+    copy_strided_to_dense(v.data, v.shape, v.byte_strides, t.item, packed.data());
+    copy_dense_to_strided(packed.data(), dims, strides, t.item, set.in[i].data());
+    return;
+  }
   copy_dense_to_strided(v.data, dims, strides, t.item, set.in[i].data());
 }
 

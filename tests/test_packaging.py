@@ -9,6 +9,7 @@ import importlib.util
 import os
 import pathlib
 import re
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -58,6 +59,20 @@ def test_versions_agree():
     # "0.1.0" or "0.1.0 (OpenVINO 2026.4.1-...)" once an engine is loaded.
     assert HB_HBMRuntime.version.split(" ")[0] == version
     assert HB_HBMRuntime.version() == HB_HBMRuntime.version
+
+
+@pytest.mark.parametrize("written, numbers", [("0.2.0rc1", "0.2.0"), ("1.4.2.post3", "1.4.2"), ("2.0", "2.0")])
+def test_build_reads_the_whole_version(tmp_path, written, numbers):
+    """The extension reports __version__ as written (pre-releases included); project() gets
+    its leading numbers."""
+    cmake = shutil.which("cmake")
+    if cmake is None or not (REPO / "cmake" / "hbm_version.cmake").is_file():
+        pytest.skip("needs cmake and the source tree")
+    version_file = tmp_path / "_version.py"
+    version_file.write_text(f'__version__ = "{written}"\n')
+    proc = subprocess.run([cmake, f"-DHBM_VERSION_FILE={version_file}", "-P", str(REPO / "cmake" / "hbm_version.cmake")],
+                          capture_output=True, text=True, check=True)
+    assert proc.stderr.strip() == f"{written};{numbers}"
 
 
 def test_installed_metadata_version():

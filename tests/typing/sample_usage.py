@@ -12,7 +12,7 @@ import concurrent.futures
 import pathlib
 import pickle
 import sys
-from typing import Dict, List
+from typing import Any, Dict, List
 
 import numpy as np
 import numpy.typing as npt
@@ -113,6 +113,20 @@ def run_all_forms(model: HB_HBMRuntime) -> None:
     print(sorted(asyncio.run(in_asyncio())))
 
 
+def zero_copy_inputs(model: HB_HBMRuntime) -> None:
+    """input_buffers(): .hbm models only (the host engine has no device memory)."""
+    name = model.model_names[0]
+    try:
+        buffers: Dict[str, npt.NDArray[Any]] = model.input_buffers(name)
+    except ValueError as e:
+        print(f"no device input memory: {e}")
+        return
+    for input_name, buffer in buffers.items():
+        buffer[...] = 0
+        print(input_name, buffer.shape, buffer.strides)
+    print(sorted(model.run({name: buffers})[name]))
+
+
 def scheduling(model: HB_HBMRuntime) -> None:
     name = model.model_names[0]
     model.set_scheduling_params(priority={name: 200}, bpu_cores={name: [0, 1]})
@@ -150,6 +164,7 @@ def main(path: str) -> int:
         return 1
     describe(model)
     run_all_forms(model)
+    zero_copy_inputs(model)
     scheduling(model)
     quant_params()
     inputs = make_inputs(model, model.model_names[0])

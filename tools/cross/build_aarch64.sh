@@ -60,11 +60,13 @@ if [ "${HBM_CROSS_NO_APT:-0}" != 1 ]; then
   apt-get install -y -qq --no-install-recommends \
     g++-aarch64-linux-gnu qemu-user qemu-user-static binfmt-support debootstrap >/dev/null
 fi
-for tool in "${HBM_CROSS_PREFIX}g++" qemu-aarch64-static; do
+tools=("${HBM_CROSS_PREFIX}g++")
+[ "${HBM_CROSS_NO_TEST:-0}" = 1 ] || tools+=(qemu-aarch64-static)  # a build alone needs no qemu
+for tool in "${tools[@]}"; do
   command -v "$tool" >/dev/null || fail "$tool not found"
 done
 "${HBM_CROSS_PREFIX}g++" --version | head -n 1
-qemu=$(command -v qemu-aarch64-static)
+qemu=$(command -v qemu-aarch64-static || true)
 
 # ---- 2. the target root ------------------------------------------------------------------------
 if [ -n "${HBM_SYSROOT:-}" ]; then
@@ -111,7 +113,10 @@ step "cross-build the wheel (pip wheel, toolchains/aarch64.cmake)"
 # aarch64 builds of cmake and ninja. The project's build requirements, plus cmake and ninja.
 buildenv=$work/buildenv-$target_minor
 [ -x "$buildenv/bin/python" ] || "$python" -m venv "$buildenv"
-mapfile -t requires < <("$buildenv/bin/python" - "$root/pyproject.toml" <<'EOF'
+# Python 3.10 (the board's) has no tomllib: read pyproject.toml with tomli there.
+"$buildenv/bin/python" -c 'import tomllib' 2>/dev/null ||
+  "$buildenv/bin/python" -m pip install -q --disable-pip-version-check tomli 2>&1 | quiet_pip
+requires_text=$("$buildenv/bin/python" - "$root/pyproject.toml" <<'EOF'
 import sys
 try:
     import tomllib
@@ -120,7 +125,9 @@ except ImportError:  # Python 3.10
 with open(sys.argv[1], "rb") as f:
     print("\n".join(tomllib.load(f)["build-system"]["requires"]))
 EOF
-)
+) || fail "cannot read [build-system].requires from pyproject.toml"
+mapfile -t requires <<<"$requires_text"
+[ -n "${requires[0]}" ] || fail "pyproject.toml lists no build requirements"
 "$buildenv/bin/python" -m pip install -q --disable-pip-version-check "${requires[@]}" cmake ninja 2>&1 | quiet_pip
 rm -rf "$work/dist" && mkdir -p "$work/dist"
 # The stub is not generated (the build cannot import an aarch64 module): the committed

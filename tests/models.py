@@ -387,3 +387,141 @@ def assert_outputs_match(got: Dict[str, np.ndarray], ref: Dict[str, np.ndarray],
             np.testing.assert_allclose(actual, expected, rtol=1e-5, atol=1e-5, err_msg=f"{what}/{name}")
         else:
             np.testing.assert_array_equal(actual, expected, err_msg=f"{what}/{name}")
+
+
+# ---- edge cases of the ONNX format (tests/test_api_onnx_edge.py) --------------------------------
+
+
+def _save_opset(graph: onnx.GraphProto, path, opset: int = OPSET, ir_version: int = IR_VERSION,
+                check: bool = True, **save_kwargs) -> str:
+    """_save with an IR version of choice (opset 21 needs IR 10); save_kwargs go to onnx.save,
+    for external data. check=False for files the checker refuses but runtimes read (graph
+    outputs without a shape)."""
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    model.ir_version = ir_version
+    if check:
+        onnx.checker.check_model(model)
+    onnx.save(model, os.fspath(path), **save_kwargs)
+    return os.fspath(path)
+
+
+SCALAR_IO_SHAPES = {"a": [2, 3], "b": []}
+SCALAR_IO_OUTPUT_SHAPES = {"prod": [2, 3], "total": []}
+
+
+def scalar_io(path) -> str:
+    """A 0-d input and a 0-d output: prod = a [2, 3] * b [], total = sum(prod) declared []."""
+    nodes = [
+        helper.make_node("Mul", ["a", "b"], ["prod"]),
+        helper.make_node("ReduceSum", ["prod"], ["total"], keepdims=0),
+    ]
+    graph = helper.make_graph(
+        nodes, "scalar_io",
+        [_vi(n, TensorProto.FLOAT, s) for n, s in SCALAR_IO_SHAPES.items()],
+        [_vi(n, TensorProto.FLOAT, s) for n, s in SCALAR_IO_OUTPUT_SHAPES.items()],
+    )
+    return _save(graph, path)
+
+
+# What OpenVINO infers for the outputs undeclared_output_shapes leaves without a shape.
+UNDECLARED_OUTPUT_SHAPES = {"y": [-1, 4], "total": [], "mean": [1, 4]}
+
+
+def undeclared_output_shapes(path) -> str:
+    """x ['N', 4] -> y = relu(x), total = sum(x) (0-d), mean = mean over axis 0 ([1, 4]); every
+    output's type has an element type but no shape field at all (unknown rank in the file)."""
+    nodes = [
+        helper.make_node("Relu", ["x"], ["y"]),
+        helper.make_node("ReduceSum", ["x"], ["total"], keepdims=0),
+        helper.make_node("ReduceMean", ["x"], ["mean"], axes=[0], keepdims=1),
+    ]
+    graph = helper.make_graph(
+        nodes, "undeclared",
+        [_vi("x", TensorProto.FLOAT, ["N", 4])],
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in UNDECLARED_OUTPUT_SHAPES],
+    )
+    return _save_opset(graph, path, check=False)
+
+
+def unranked_input(path) -> str:
+    """x (no shape field: any rank) -> y = relu(x), neither with a shape."""
+    graph = helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["y"])], "unranked",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, None)],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+    )
+    return _save_opset(graph, path, check=False)
+
+
+QDQ_EXT_CHANNELS = 300
+QDQ_EXT_SHAPE = [1, QDQ_EXT_CHANNELS, 2]
+
+
+def qdq_external(path, size_threshold: int = 1024) -> str:
+    """x uint8 [1, 300, 2] -> DequantizeLinear(per-channel scale and zero point, axis=1) -> xf;
+    yf = relu(xf); q = QuantizeLinear(xf, per-tensor scale and zero point) (uint8). Saved with
+    external data: with the default threshold only the 300-float scale (1200 bytes) leaves the
+    file, with size_threshold=0 every initializer does (one .data file next to the model)."""
+    rng = _rng(9)
+    scale = (rng.uniform(0.01, 0.5, QDQ_EXT_CHANNELS)).astype(np.float32)
+    zp = rng.integers(0, 256, QDQ_EXT_CHANNELS).astype(np.uint8)
+    nodes = [
+        helper.make_node("DequantizeLinear", ["x", "x_scale", "x_zp"], ["xf"], axis=1),
+        helper.make_node("Relu", ["xf"], ["yf"]),
+        helper.make_node("QuantizeLinear", ["xf", "q_scale", "q_zp"], ["q"]),
+    ]
+    graph = helper.make_graph(
+        nodes, "qdq_ext",
+        [_vi("x", TensorProto.UINT8, QDQ_EXT_SHAPE)],
+        [_vi("yf", TensorProto.FLOAT, QDQ_EXT_SHAPE), _vi("q", TensorProto.UINT8, QDQ_EXT_SHAPE)],
+        initializer=[_init("x_scale", scale), _init("x_zp", zp),
+                     _init("q_scale", np.float32(0.37)), _init("q_zp", np.uint8(7))],
+    )
+    return _save_opset(graph, path, OPSET, save_as_external_data=True, all_tensors_to_one_file=True,
+                       location=os.path.basename(os.fspath(path)) + ".data",
+                       size_threshold=size_threshold)
+
+
+QDQ_SCALE_VALUES = [0.1, 0.3, 1e-3, 2.5]  # none exact in float16 or bfloat16
+
+
+def qdq_scale_type(path, scale_type: int) -> str:
+    """x int8 [2, 4] -> DequantizeLinear(scale of scale_type, int8 zero point, axis=1) -> xf;
+    y = float(xf); q = QuantizeLinear(xf, same scale and zero point). Opset 21, where float16
+    and bfloat16 scales are standard (DOUBLE is not, but OpenVINO reads it)."""
+    nodes = [
+        helper.make_node("DequantizeLinear", ["x", "s", "zp"], ["xf"], axis=1),
+        helper.make_node("Cast", ["xf"], ["y"], to=TensorProto.FLOAT),
+        helper.make_node("QuantizeLinear", ["xf", "s", "zp"], ["q"], axis=1),
+    ]
+    graph = helper.make_graph(
+        nodes, "qdq_scale_type",
+        [_vi("x", TensorProto.INT8, [2, 4])],
+        [_vi("y", TensorProto.FLOAT, [2, 4]), _vi("q", TensorProto.INT8, [2, 4])],
+        initializer=[helper.make_tensor("s", scale_type, [4], QDQ_SCALE_VALUES),
+                     _init("zp", np.array([1, -1, 2, -2], np.int8))],
+    )
+    return _save_opset(graph, path, 21, ir_version=10)
+
+
+QDQ_NEG_AXIS = -3
+
+
+def qdq_negative_axis(path) -> str:
+    """x uint8 [1, 3, 4, 4] -> DequantizeLinear(axis=-3) -> xf; q = QuantizeLinear(xf, axis=-3)
+    (int8 [1, 3, 4, 4]); yf = relu(xf). Both axes mean the channel axis, 1."""
+    nodes = [
+        helper.make_node("DequantizeLinear", ["x", "x_scale", "x_zp"], ["xf"], axis=QDQ_NEG_AXIS),
+        helper.make_node("Relu", ["xf"], ["yf"]),
+        helper.make_node("QuantizeLinear", ["xf", "q_scale", "q_zp"], ["q"], axis=QDQ_NEG_AXIS),
+    ]
+    graph = helper.make_graph(
+        nodes, "qdq_neg_axis",
+        [_vi("x", TensorProto.UINT8, [1, 3, 4, 4])],
+        [_vi("yf", TensorProto.FLOAT, [1, 3, 4, 4]), _vi("q", TensorProto.INT8, [1, 3, 4, 4])],
+        initializer=[_init("x_scale", np.array([0.5, 0.25, 0.125], np.float32)),
+                     _init("x_zp", np.array([128, 100, 3], np.uint8)),
+                     _init("q_scale", np.array([1.5, 2.5, 3.5], np.float32)),
+                     _init("q_zp", np.array([-1, 0, 1], np.int8))],
+    )
+    return _save(graph, path)

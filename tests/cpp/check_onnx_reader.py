@@ -40,6 +40,7 @@ DTYPES = {
 INTEGER = {"S4", "U4", "S8", "U8", "S16", "U16", "S32", "U32", "S64", "U64"}
 ZP_TYPES = {TensorProto.INT8, TensorProto.UINT8, TensorProto.INT16, TensorProto.UINT16,
             TensorProto.INT32, TensorProto.INT4, TensorProto.UINT4}
+SCALE_TYPES = {TensorProto.FLOAT, TensorProto.FLOAT16, TensorProto.BFLOAT16, TensorProto.DOUBLE}
 
 
 class Unsupported(Exception):
@@ -56,6 +57,7 @@ def text(s):
 def expected(path):
     m = onnx.load(path, load_external_data=False)
     g = m.graph
+    base_dir = os.path.dirname(os.fspath(path))
     inits, consts, dq, q = {}, {}, {}, {}
     for t in g.initializer:
         inits.setdefault(t.name, t)
@@ -77,26 +79,43 @@ def expected(path):
                     return a.t
         return None
 
-    def quant(node):
+    def values(t):
+        """The tensor as an array; None when its external data cannot be read (the onnx
+        package refuses it: missing file, location outside the model's folder, wrong size)."""
+        if t.data_location != TensorProto.EXTERNAL:
+            return numpy_helper.to_array(t)
+        try:
+            return numpy_helper.to_array(t, base_dir=base_dir)
+        except Exception:
+            return None
+
+    def quant(node, rank):
         none = {"type": "NONE", "scale": [], "zero_point": [], "axis": 0}
         if node is None or len(node.input) < 2 or not node.input[1]:
             return none
         s = find_tensor(node.input[1])
-        if s is None or s.data_type != TensorProto.FLOAT or s.data_location == TensorProto.EXTERNAL:
+        if s is None or s.data_type not in SCALE_TYPES:
             return none
-        scale = numpy_helper.to_array(s).astype(np.float32).ravel().tolist()
-        if not scale:
+        scale = values(s)
+        if scale is None or not scale.size:
             return none
+        with np.errstate(over="ignore"):  # a double scale beyond float32 becomes inf
+            scale = scale.astype(np.float32).ravel().tolist()
         zp = []
         if len(node.input) > 2 and node.input[2]:
             z = find_tensor(node.input[2])
-            if z is None or z.data_type not in ZP_TYPES or z.data_location == TensorProto.EXTERNAL:
+            if z is None or z.data_type not in ZP_TYPES:
                 return none
-            zp = numpy_helper.to_array(z).astype(np.int64).ravel().tolist()
+            zp = values(z)
+            if zp is None:
+                return none
+            zp = zp.astype(np.int64).ravel().tolist()
         axis = 1
         for a in node.attribute:
             if a.name == "axis":
                 axis = a.i
+        if axis < 0 and rank is not None and axis >= -rank:
+            axis += rank  # the usual index when the quantized tensor's rank is known
         return {"type": "SCALE", "scale": scale, "zero_point": zp, "axis": axis}
 
     def tensor(vi, role, node):
@@ -115,9 +134,11 @@ def expected(path):
         for d in reversed(shape):
             strides.insert(0, step)
             step = -1 if step < 0 or d < 0 else step * d
+        rank_known = vi.type.tensor_type.HasField("shape")  # no shape at all: unknown rank
+        rank = len(shape) if rank_known else None
         return {"name": text(vi.name), "desc": text(vi.doc_string), "dtype": dtype, "shape": shape,
-                "strides": strides,
-                "quant": quant(node) if dtype in INTEGER else quant(None)}
+                "strides": strides, "rank_known": rank_known,
+                "quant": quant(node, rank) if dtype in INTEGER else quant(None, rank)}
 
     props = m.metadata_props
     file_desc = ("{" + ", ".join(json.dumps(text(p.key), ensure_ascii=False) + ": " +
@@ -204,6 +225,120 @@ def node(op, ins, outs, domain="", **attrs):
     return helper.make_node(op, ins, outs, domain=domain, **attrs)
 
 
+def add_external_cases(tmp, cases, want):
+    """Scales and zero points stored outside the model file (TensorProto.external_data)."""
+    def save(name, m, folder=tmp, **kw):
+        p = folder / f"{name}.onnx"
+        onnx.save(m, p, save_as_external_data=True, **kw)
+        return p
+
+    def dq(scale, zp, axis=None, shape=(4,)):
+        attrs = {} if axis is None else {"axis": axis}
+        return model([node("DequantizeLinear", ["x", "s", "zp"], ["y"], **attrs)],
+                     [vi("x", U8, list(shape))], [vi("y", F, list(shape))], inits=[scale, zp])
+
+    # every tensor in one file at its own offset
+    p = save("external_scale", dq(f32("s", 1.0, []), ints("zp", U8, 3, [])),
+             all_tensors_to_one_file=True, location="external_scale.bin", size_threshold=0)
+    cases.append(("external_scale", p, want(["inputs", 0, "quant"], {
+        "type": "SCALE", "scale": [1.0], "zero_point": [3], "axis": 1})))
+
+    # 300 channels: past the default 1 KiB threshold, so only the scale goes out
+    scale = np.linspace(0.001, 3.0, 300, dtype=np.float32)
+    p = save("external_per_channel", dq(f32("s", scale), ints("zp", U8, np.arange(300) % 256),
+                                        axis=1, shape=(2, 300)),
+             all_tensors_to_one_file=False)
+    cases.append(("external_per_channel", p, want(["inputs", 0, "quant", "scale"], scale.tolist())))
+
+    # a file per tensor in a subfolder, 4-bit zero points packed in it
+    m = model([node("DequantizeLinear", ["x", "s", "zp"], ["y"], axis=0)],
+              [vi("x", TensorProto.INT4, [3, 2])], [vi("y", F, [3, 2])],
+              inits=[f32("s", [0.5, 1.5, 2.5]), int4_raw("zp", TensorProto.INT4, [-8, 7, -1])])
+    for t in m.graph.initializer:
+        onnx.external_data_helper.set_external_data(t, f"data/{t.name}.bin")
+        (tmp / "data").mkdir(exist_ok=True)
+        (tmp / "data" / f"{t.name}.bin").write_bytes(t.raw_data)
+        t.ClearField("raw_data")
+    p = tmp / "external_subfolder.onnx"
+    onnx.save(m, p)
+    cases.append(("external_subfolder", p, want(["inputs", 0, "quant", "zero_point"], [-8, 7, -1])))
+
+    def external_by_hand(name, location, data, expect, folder=tmp, **kv):
+        """x -> DequantizeLinear(s, zp) with s at `location`, written there unless data is
+        None; `expect` is the quant type the reader must report."""
+        s = onnx.TensorProto(name="s", data_type=F, dims=[2])
+        s.data_location = TensorProto.EXTERNAL
+        for k, v in {"location": location, **kv}.items():
+            e = s.external_data.add()
+            e.key, e.value = k, str(v)
+        if data is not None:
+            (folder / location).write_bytes(data)
+        p = folder / f"{name}.onnx"
+        onnx.save(dq(s, ints("zp", U8, [1, 2]), axis=1, shape=(3, 2)), p)
+        cases.append((name, p, want(["inputs", 0, "quant", "type"], expect)))
+
+    two = np.array([0.25, 4.0], np.float32).tobytes()
+    external_by_hand("external_offset", "packed.bin", b"\0" * 10 + two + b"\0" * 3, "SCALE",
+                     offset=10, length=8)
+    external_by_hand("external_offset_text", "packed2.bin", b"\0" * 12 + two, "SCALE",
+                     offset=" +1_2 ")  # what Python's int() takes, and so the onnx package
+    external_by_hand("external_bad_length", "bad_length.bin", two + two, "NONE", length=12)
+    external_by_hand("external_bad_offset", "bad_offset.bin", two, "NONE", offset=100)
+    external_by_hand("external_bad_negative", "bad_negative.bin", two, "NONE", offset=-1)
+    external_by_hand("external_bad_size", "bad_size.bin", two + b"\0", "NONE")  # whole file
+    external_by_hand("external_missing", "missing.bin", None, "NONE")
+    (tmp / "absolute.bin").write_bytes(two)
+    external_by_hand("external_bad_absolute", str(tmp / "absolute.bin"), None, "NONE")
+    (tmp / "sub").mkdir()
+    (tmp / "escape.bin").write_bytes(two)
+    external_by_hand("external_bad_escape", "../escape.bin", None, "NONE", folder=tmp / "sub")
+    (tmp / "link_target.bin").write_bytes(two)
+    (tmp / "link.bin").symlink_to(tmp / "link_target.bin")
+    external_by_hand("external_bad_symlink", "link.bin", None, "NONE")
+    (tmp / "linked_dir").symlink_to(tmp / "data")
+    external_by_hand("external_bad_symlink_dir", "linked_dir/s.bin", None, "NONE")
+
+
+def add_scale_type_cases(add, want):
+    """Scales of every float type QuantizeLinear/DequantizeLinear accept (float16 and bfloat16
+    since opset 19; double for files that use it anyway), raw and in the typed fields, and
+    negative axes."""
+    f16 = np.array([0.5, 1e-4, 65504.0, 6e-8], np.float16)  # 6e-8: a subnormal
+    bf16_bits = [0x3f00, 0x3a83, 0x7f7f, 0x0001]             # 0.5, ~1e-3, max, subnormal
+    # rounds; to a subnormal; to infinity; to FLT_MAX (below the halfway point to overflow)
+    f64 = np.array([0.1, 1e-40, 3.5e38, float(np.finfo(np.float32).max) + 2.0**102])
+    scales = {
+        "f16_raw": helper.make_tensor("s", TensorProto.FLOAT16, [4], f16.tobytes(), raw=True),
+        "f16_int32_data": helper.make_tensor("s", TensorProto.FLOAT16, [4], f16),
+        "bf16_raw": helper.make_tensor("s", TensorProto.BFLOAT16, [4],
+                                       np.array(bf16_bits, np.uint16).tobytes(), raw=True),
+        "bf16_int32_data": onnx.TensorProto(name="s", data_type=TensorProto.BFLOAT16, dims=[4],
+                                            int32_data=bf16_bits),
+        "f64_raw": helper.make_tensor("s", TensorProto.DOUBLE, [4], f64.tobytes(), raw=True),
+        "f64_double_data": helper.make_tensor("s", TensorProto.DOUBLE, [4], f64.tolist()),
+    }
+    for name, s in scales.items():
+        add(f"scale_{name}", model(
+            [node("DequantizeLinear", ["x", "s", "zp"], ["y"], axis=1)],
+            [vi("x", I8, [2, 4])], [vi("y", F, [2, 4])],
+            inits=[s, ints("zp", I8, [1, -1, 2, -2])], opset=21),
+            lambda d: None if d["inputs"][0]["quant"]["type"] == "SCALE" else "not read")
+
+    add("negative_axis", model(
+        [node("DequantizeLinear", ["a", "s2", "z2"], ["af"], axis=-3),
+         node("DequantizeLinear", ["b", "s2", "z2"], ["bf"], axis=-1),
+         node("DequantizeLinear", ["c", "s2", "z2"], ["cf"], axis=-5),  # out of range: as is
+         node("DequantizeLinear", ["d", "s2", "z2"], ["df"], axis=-1),  # rank unknown: as is
+         node("QuantizeLinear", ["xo", "s2", "z2"], ["q"], axis=-2)],
+        [vi("a", U8, [1, 2, 4, 4]), vi("b", U8, ["N", 2]), vi("c", U8, [2, 2, 2, 2]),
+         vi("d", U8, None), vi("xo", F, [3, 2, 5])],
+        [vi("af", F, [1, 2, 4, 4]), vi("bf", F, ["N", 2]), vi("cf", F, [2, 2, 2, 2]),
+         vi("df", F, None), vi("q", U8, [3, 2, 5])],
+        inits=[f32("s2", [0.5, 0.25]), ints("z2", U8, [1, 2])]),
+        lambda d: None if [t["quant"]["axis"] for t in d["inputs"][:4]] == [1, 1, -5, -1] and
+        d["outputs"][4]["quant"]["axis"] == 1 else "axes")
+
+
 def build_cases(tmp, big_mb):
     """-> list of (name, file, check) where check is None or a function of the dump dict that
     returns an error string for hand-written expectations (on top of the comparison with onnx),
@@ -235,7 +370,7 @@ def build_cases(tmp, big_mb):
                       [vi("data_y", U8, [1, 672, 672, 1]), vi("data_uv", U8, [1, 336, 336, 2])],
                       [vi("fy", F, [1, 672, 672, 1]), vi("fuv", F, [1, 336, 336, 2])]),
         want(["inputs", 1], {"name": "data_uv", "desc": "", "dtype": "U8", "shape": [1, 336, 336, 2],
-                             "strides": [225792, 672, 2, 1],
+                             "strides": [225792, 672, 2, 1], "rank_known": True,
                              "quant": {"type": "NONE", "scale": [], "zero_point": [], "axis": 0}}))
 
     neg = vi("neg", F, [2, 3])
@@ -246,7 +381,9 @@ def build_cases(tmp, big_mb):
                           vi("scalar", TensorProto.DOUBLE, []), neg],
                          [vi("y", F, ["N", 3, 4])]),
         lambda d: None if [t["strides"] for t in d["inputs"]] ==
-        [[48, 16, 4], [-1, 16, 4], [40, 8], [], [], [12, 4]] else "strides")
+        [[48, 16, 4], [-1, 16, 4], [40, 8], [], [], [12, 4]] and
+        [t["rank_known"] for t in d["inputs"]] == [True, True, True, False, True, True]
+        else "strides or ranks")
 
     w = f32("W", np.ones((4, 3)))
     add("initializer_as_input", model([node("MatMul", ["x", "W"], ["y"])],
@@ -311,12 +448,8 @@ def build_cases(tmp, big_mb):
         inits=[f32("s0", 1.0, []), f32("k", 2.0, []), ints("zp", U8, 1, [])]),
         lambda d: None if all(t["quant"]["type"] == "NONE" for t in d["inputs"]) else "quant")
 
-    ext = model([node("DequantizeLinear", ["x", "s", "zp"], ["y"])], [vi("x", U8, [4])],
-                [vi("y", F, [4])], inits=[f32("s", 1.0, []), ints("zp", U8, 3, [])])
-    p = tmp / "external_scale.onnx"
-    onnx.save(ext, p, save_as_external_data=True, all_tensors_to_one_file=True,
-              location="external_scale.bin", size_threshold=0)
-    cases.append(("external_scale", p, want(["inputs", 0, "quant", "type"], "NONE")))
+    add_external_cases(tmp, cases, want)
+    add_scale_type_cases(add, want)
 
     add("domains", model(
         [node("DequantizeLinear", ["a", "sa", "za"], ["af"], domain="com.microsoft"),

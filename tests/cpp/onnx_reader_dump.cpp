@@ -1,5 +1,6 @@
 // Prints what read_onnx_file() finds in argv[1] as one JSON object, for check_onnx_reader.py.
 // On error prints "ERROR: <message>" to stderr and exits 2.
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <exception>
@@ -45,16 +46,26 @@ std::string num(float v) {
   return buf;
 }
 
-std::string tensor(const hbm::TensorInfo& t) {
+std::string tensor(const hbm::TensorInfo& t, bool rank_known) {
   auto n = [](auto v) { return num(v); };
   const hbm::QuantInfo& q = t.quant;
   return "{\"name\": " + str(t.name) + ", \"desc\": " + str(t.desc) +
          ", \"dtype\": " + str(std::string(hbm::dtype_name(t.dtype))) +
          ", \"shape\": " + list(t.shape, n) + ", \"strides\": " + list(t.strides, n) +
+         ", \"rank_known\": " + (rank_known ? "true" : "false") +
          ", \"quant\": {\"type\": " + str(q.type == hbm::QuantType::SCALE ? "SCALE" : "NONE") +
          ", \"scale\": " + list(q.scale, n) +
          ", \"zero_point\": " + list(q.zero_point, [](int32_t v) { return num(int64_t{v}); }) +
          ", \"axis\": " + num(int64_t{q.axis}) + "}}";
+}
+
+// The tensors of one side, each told whether the file declares its rank.
+std::string tensors(const std::vector<hbm::TensorInfo>& ts, const std::vector<size_t>& unranked) {
+  std::string out = "[";
+  for (size_t i = 0; i < ts.size(); ++i)
+    out += (i ? ", " : "") +
+           tensor(ts[i], std::find(unranked.begin(), unranked.end(), i) == unranked.end());
+  return out + "]";
 }
 
 }  // namespace
@@ -69,8 +80,8 @@ int main(int argc, char** argv) {
     const hbm::ModelInfo& m = info.model;
     std::string out = "{\"name\": " + str(m.name) + ", \"file\": " + str(m.file) +
                       ", \"desc\": " + str(m.desc) + ", \"file_desc\": " + str(info.file_desc) +
-                      ", \"inputs\": " + list(m.inputs, tensor) +
-                      ", \"outputs\": " + list(m.outputs, tensor) + "}\n";
+                      ", \"inputs\": " + tensors(m.inputs, info.unranked_inputs) +
+                      ", \"outputs\": " + tensors(m.outputs, info.unranked_outputs) + "}\n";
     std::fputs(out.c_str(), stdout);
     return 0;
   } catch (const std::exception& e) {

@@ -3,6 +3,8 @@
 // Field numbers follow onnx.proto (onnx 1.23); onnx-ml.proto uses the same ones.
 #include "engines/openvino/onnx_reader.h"
 
+#include <cfloat>
+#include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
@@ -22,6 +24,7 @@ namespace hbm {
 namespace {
 
 using Bytes = std::string_view;
+namespace fs = std::filesystem;
 
 // ---- protobuf wire format -----------------------------------------------------------------
 
@@ -153,6 +156,14 @@ void each_fixed32(const Field& f, Fn&& fn) {
   for (size_t i = 0; i < b.size(); i += 4) fn(static_cast<uint32_t>(read_le(b.data() + i, 4)));
 }
 
+template <class Fn>
+void each_fixed64(const Field& f, Fn&& fn) {
+  if (f.wire == I64) return fn(f.value);
+  Bytes b = f.len();
+  if (b.size() % 8) throw Malformed{f.at, "packed fixed64 field of odd size"};
+  for (size_t i = 0; i < b.size(); i += 8) fn(read_le(b.data() + i, 8));
+}
+
 // Calls fn(field) for every field of a message that was given in several chunks: protobuf merges
 // repeated occurrences of a singular message field, which is what reading them in order does.
 template <class Fn>
@@ -193,6 +204,7 @@ struct ValueInfo {
   Bytes name, doc;             // ValueInfoProto.name = 1, doc_string = 3
   const char* other_type = nullptr;  // set when the TypeProto is not a tensor type
   int32_t elem_type = 0;       // TypeProto.Tensor.elem_type = 1 (0 = UNDEFINED)
+  bool has_shape = false;      // TypeProto.Tensor.shape = 2 is present: the rank is known
   std::vector<int64_t> shape;  // -1 for dim_param / unset dims
 };
 
@@ -268,6 +280,7 @@ ValueInfo parse_value_info(Bytes msg) {
     if (f.number == 1) vi.elem_type = f.int32();
     else if (f.number == 2) shape.push_back(f.len());
   });
+  vi.has_shape = !shape.empty();
   each_field(shape, [&](const Field& f) {
     if (f.number != 1) return;  // TensorShapeProto.dim = 1
     int64_t dim = -1;           // Dimension: dim_value = 1, dim_param = 2 (a oneof)
@@ -287,7 +300,8 @@ ValueInfo parse_value_info(Bytes msg) {
 
 enum OnnxType : int32_t {
   FLOAT = 1, UINT8 = 2, INT8 = 3, UINT16 = 4, INT16 = 5, INT32 = 6, INT64 = 7, STRING = 8,
-  BOOL = 9, FLOAT16 = 10, DOUBLE = 11, UINT32 = 12, UINT64 = 13, UINT4 = 21, INT4 = 22,
+  BOOL = 9, FLOAT16 = 10, DOUBLE = 11, UINT32 = 12, UINT64 = 13, BFLOAT16 = 16, UINT4 = 21,
+  INT4 = 22,
 };
 
 const char* onnx_type_name(int32_t t) {
@@ -333,9 +347,12 @@ struct Tensor {
   int32_t data_type = 0;        // TensorProto.data_type = 2
   uint64_t count = 1;           // product of dims = 1
   bool external = false;        // data_location = 14 is EXTERNAL (1)
-  std::optional<Bytes> raw;     // raw_data = 9
+  std::optional<Bytes> raw;     // raw_data = 9, or the bytes loaded from the external file
   std::vector<uint32_t> floats; // float_data = 4, as bits
-  std::vector<uint64_t> ints;   // int32_data = 5
+  std::vector<uint64_t> ints;   // int32_data = 5 (also float16/bfloat16 bits)
+  std::vector<uint64_t> doubles;  // double_data = 10, as bits
+  std::vector<std::pair<Bytes, Bytes>> external_data;  // external_data = 13, key/value
+  std::shared_ptr<const std::string> loaded;  // owns what `raw` views for external tensors
 };
 
 Tensor parse_tensor(Bytes msg) {
@@ -354,10 +371,116 @@ Tensor parse_tensor(Bytes msg) {
       case 4: each_fixed32(f, [&](uint32_t v) { t.floats.push_back(v); }); break;
       case 5: each_varint(f, [&](uint64_t v) { t.ints.push_back(v); }); break;
       case 9: t.raw = f.len(); break;
+      case 10: each_fixed64(f, [&](uint64_t v) { t.doubles.push_back(v); }); break;
+      case 13: {
+        std::pair<Bytes, Bytes> kv;  // StringStringEntryProto key = 1, value = 2
+        each_field(f.len(), [&](const Field& e) {
+          if (e.number == 1) kv.first = e.len();
+          else if (e.number == 2) kv.second = e.len();
+        });
+        t.external_data.push_back(kv);
+        break;
+      }
       case 14: t.external = f.int32() == 1; break;
     }
   });
   return t;
+}
+
+// ---- external data -------------------------------------------------------------------------
+
+// Bytes a tensor's values take as raw data; nullopt for types never read here, or too many.
+std::optional<uint64_t> raw_size(const Tensor& t) {
+  uint64_t per = 0;
+  switch (t.data_type) {
+    case INT4: case UINT4: return t.count / 2 + t.count % 2;  // two per byte
+    case INT8: case UINT8: per = 1; break;
+    case INT16: case UINT16: case FLOAT16: case BFLOAT16: per = 2; break;
+    case INT32: case FLOAT: per = 4; break;
+    case DOUBLE: per = 8; break;
+    default: return std::nullopt;
+  }
+  if (t.count > UINT64_MAX / per) return std::nullopt;
+  return t.count * per;
+}
+
+// An external_data offset or length, read as Python's int() does (the onnx package's reader):
+// surrounding blanks, a sign and '_' between digits allowed. nullopt when invalid or negative.
+std::optional<uint64_t> parse_size(Bytes s) {
+  auto blank = [](char c) {
+    return c == ' ' || (c >= '\t' && c <= '\r') || (c >= 0x1c && c <= 0x1f);
+  };
+  while (!s.empty() && blank(s.front())) s.remove_prefix(1);
+  while (!s.empty() && blank(s.back())) s.remove_suffix(1);
+  bool negative = false;
+  if (!s.empty() && (s.front() == '+' || s.front() == '-')) {
+    negative = s.front() == '-';
+    s.remove_prefix(1);
+  }
+  if (s.empty() || s.front() == '_' || s.back() == '_') return std::nullopt;
+  uint64_t v = 0;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '_' && s[i - 1] != '_') continue;
+    if (s[i] < '0' || s[i] > '9') return std::nullopt;
+    uint64_t digit = static_cast<uint64_t>(s[i] - '0');
+    if (v > (UINT64_MAX - digit) / 10) return std::nullopt;
+    v = v * 10 + digit;
+  }
+  if (negative && v) return std::nullopt;
+  return v;
+}
+
+// The file holding an external tensor, by the rules of the onnx package's reader: a relative
+// location that stays inside the model's directory, through no symbolic link, to a regular
+// file. Anything else could make metadata read files the model was not shipped with.
+std::optional<fs::path> external_file(const fs::path& dir, Bytes location) {
+  if (location.empty() || location.find('\0') != Bytes::npos) return std::nullopt;
+  fs::path rel = fs::path(std::string(location)).lexically_normal();
+  if (rel.is_absolute() || rel.has_root_path() || rel.empty() || *rel.begin() == "..")
+    return std::nullopt;
+  fs::path at = dir;
+  std::error_code ec;
+  for (const fs::path& part : rel) {
+    at /= part;
+    if (fs::symlink_status(at, ec).type() == fs::file_type::symlink || ec) return std::nullopt;
+  }
+  if (!fs::is_regular_file(at, ec)) return std::nullopt;
+  return at;
+}
+
+// Points t.raw at the tensor's bytes read from its external file. Returns false, leaving
+// t.raw empty, when they cannot be read: the reader's callers then report no quantization,
+// as for any parameter not stored as a constant. A missing or misplaced file is not an error
+// here: OpenVINO reports it, in its own words, when it reads the model.
+bool load_external(Tensor& t, const fs::path& dir) {
+  t.raw.reset();  // an external tensor's raw_data, if any, is not its data
+  Bytes location;
+  std::optional<uint64_t> offset = 0, length;
+  bool has_length = false;
+  for (auto [key, value] : t.external_data) {  // a repeated key: the last one counts
+    if (key == "location") location = value;
+    else if (key == "offset") offset = parse_size(value);
+    else if (key == "length") {
+      length = parse_size(value);
+      has_length = true;
+    }
+  }
+  auto want = raw_size(t);
+  auto file = external_file(dir, location);
+  if (!want || !offset || (has_length && !length) || !file) return false;
+  std::error_code ec;
+  uint64_t size = fs::file_size(*file, ec);
+  if (ec || *offset > size) return false;
+  uint64_t available = has_length ? *length : size - *offset;
+  if (available > size - *offset || available != *want) return false;
+  auto bytes = std::make_shared<std::string>(static_cast<size_t>(*want), '\0');
+  std::ifstream in(*file, std::ios::binary);
+  if (!in.seekg(static_cast<std::streamoff>(*offset)) ||
+      !in.read(bytes->data(), static_cast<std::streamsize>(*want)))
+    return false;
+  t.loaded = bytes;
+  t.raw = Bytes(*bytes);
+  return true;
 }
 
 // Wrong amounts of data cannot be read as anything: report the file as malformed.
@@ -367,29 +490,81 @@ void check_count(const Tensor& t, uint64_t have, uint64_t per, uint64_t elems = 
     throw Malformed{t.msg.data(), "tensor data does not match its dims"};
 }
 
-// Scale values of a float32 tensor; nullopt when they are not in the file as float32.
+float half_to_float(uint16_t h) {
+  const uint32_t sign = uint32_t{h & 0x8000u} << 16, exp = (h >> 10) & 0x1fu, mant = h & 0x3ffu;
+  if (exp == 0) {  // zero or subnormal: mant * 2^-24, exact in float32
+    float v = std::ldexp(static_cast<float>(mant), -24);
+    return sign ? -v : v;
+  }
+  uint32_t bits = sign | (exp == 0x1f ? 0x7f800000u : (exp + 112) << 23) | mant << 13;
+  float v;
+  std::memcpy(&v, &bits, 4);
+  return v;
+}
+
+// Rounds to nearest like numpy's astype(float32), without the undefined behaviour a plain cast
+// has for finite values beyond float's range.
+float double_to_float(double d) {
+  constexpr double kHalfwayToOverflow = static_cast<double>(FLT_MAX) + 0x1p103;
+  if (std::isfinite(d) && std::fabs(d) > FLT_MAX) {
+    float big = std::fabs(d) < kHalfwayToOverflow ? FLT_MAX : INFINITY;
+    return d < 0 ? -big : big;
+  }
+  return static_cast<float>(d);
+}
+
+float bits_to_float(int32_t type, uint64_t bits) {
+  switch (type) {
+    case FLOAT16: return half_to_float(static_cast<uint16_t>(bits));
+    case BFLOAT16: bits = (bits & 0xffffu) << 16; [[fallthrough]];
+    case FLOAT: {
+      float v;
+      uint32_t b = static_cast<uint32_t>(bits);
+      std::memcpy(&v, &b, 4);
+      return v;
+    }
+    default: {  // DOUBLE
+      double v;
+      std::memcpy(&v, &bits, 8);
+      return double_to_float(v);
+    }
+  }
+}
+
+// Scale values as float32: float16 and bfloat16 (allowed since opset 19) widen exactly, double
+// rounds; nullopt for other types and for external data that cannot be read.
 std::optional<std::vector<float>> read_scale(const Tensor& t) {
-  if (t.external || t.data_type != FLOAT) return std::nullopt;
+  int bytes = 0;
+  switch (t.data_type) {
+    case FLOAT: bytes = 4; break;
+    case FLOAT16: case BFLOAT16: bytes = 2; break;
+    case DOUBLE: bytes = 8; break;
+    default: return std::nullopt;
+  }
+  if (t.external && !t.raw) return std::nullopt;
   std::vector<float> out;
-  auto push = [&](uint32_t bits) {
-    float v;
-    std::memcpy(&v, &bits, 4);
-    out.push_back(v);
-  };
+  auto push = [&](uint64_t bits) { out.push_back(bits_to_float(t.data_type, bits)); };
   if (t.raw) {
-    check_count(t, t.raw->size(), 4);
+    check_count(t, t.raw->size(), bytes);
     out.reserve(t.count);
-    for (size_t i = 0; i < t.raw->size(); i += 4) push(static_cast<uint32_t>(read_le(t.raw->data() + i, 4)));
-  } else {
+    for (size_t i = 0; i < t.raw->size(); i += bytes) push(read_le(t.raw->data() + i, bytes));
+  } else if (t.data_type == FLOAT) {
     check_count(t, t.floats.size(), 1);
     for (uint32_t bits : t.floats) push(bits);
+  } else if (t.data_type == DOUBLE) {
+    check_count(t, t.doubles.size(), 1);
+    for (uint64_t bits : t.doubles) push(bits);
+  } else {  // 16-bit floats live in int32_data, one per entry, in the low 16 bits
+    check_count(t, t.ints.size(), 1);
+    for (uint64_t v : t.ints) push(v & 0xffffu);
   }
   return out;
 }
 
-// Zero points of an integer tensor as int32; nullopt for types a zero point should not have.
+// Zero points of an integer tensor as int32; nullopt for types a zero point should not have
+// and for external data that cannot be read.
 std::optional<std::vector<int32_t>> read_zero_point(const Tensor& t) {
-  if (t.external) return std::nullopt;
+  if (t.external && !t.raw) return std::nullopt;
   bool is_signed = t.data_type == INT8 || t.data_type == INT16 || t.data_type == INT32 ||
                    t.data_type == INT4;
   int bytes = 0;  // 0: two 4-bit values per byte (or per int32_data entry), low nibble first
@@ -433,7 +608,8 @@ bool standard_domain(Bytes d) { return d.empty() || d == "ai.onnx"; }
 // initializers are indexed only when first needed: plain float models never pay for it.
 class QuantLookup {
  public:
-  explicit QuantLookup(const Graph& g) : graph_(g) {}
+  // `dir` is where external data is looked for: the model file's directory.
+  QuantLookup(const Graph& g, fs::path dir) : graph_(g), dir_(std::move(dir)) {}
 
   bool is_initializer(Bytes name) {
     if (graph_.initializers.empty()) return false;
@@ -441,16 +617,17 @@ class QuantLookup {
     return initializers_.count(name) != 0;
   }
 
-  QuantInfo for_input(Bytes name) {
+  // `rank` is the tensor's, -1 when unknown: it turns a negative axis into the usual index.
+  QuantInfo for_input(Bytes name, int64_t rank) {
     index_nodes();
     auto it = dequant_.find(name);
-    return it == dequant_.end() ? QuantInfo{} : from_node(it->second);
+    return it == dequant_.end() ? QuantInfo{} : from_node(it->second, rank);
   }
 
-  QuantInfo for_output(Bytes name) {
+  QuantInfo for_output(Bytes name, int64_t rank) {
     index_nodes();
     auto it = quant_.find(name);
-    return it == quant_.end() ? QuantInfo{} : from_node(it->second);
+    return it == quant_.end() ? QuantInfo{} : from_node(it->second, rank);
   }
 
  private:
@@ -481,19 +658,22 @@ class QuantLookup {
     }
   }
 
-  // An initializer, or the 'value' attribute of a Constant node.
+  // An initializer, or the 'value' attribute of a Constant node, with its external data
+  // loaded (t.raw stays empty when that fails).
   std::optional<Tensor> find_tensor(Bytes name) {
     index_initializers();
-    if (auto it = initializers_.find(name); it != initializers_.end()) return parse_tensor(it->second);
-    auto it = constants_.find(name);
-    if (it == constants_.end()) return std::nullopt;
     std::optional<Tensor> value;
-    for_each_attribute(it->second, [&](Bytes attr_name, Bytes attr) {
-      if (attr_name != "value") return;
-      each_field(attr, [&](const Field& f) {
-        if (f.number == 5) value = parse_tensor(f.len());  // AttributeProto.t = 5
+    if (auto it = initializers_.find(name); it != initializers_.end()) {
+      value = parse_tensor(it->second);
+    } else if (auto c = constants_.find(name); c != constants_.end()) {
+      for_each_attribute(c->second, [&](Bytes attr_name, Bytes attr) {
+        if (attr_name != "value") return;
+        each_field(attr, [&](const Field& f) {
+          if (f.number == 5) value = parse_tensor(f.len());  // AttributeProto.t = 5
+        });
       });
-    });
+    }
+    if (value && value->external) load_external(*value, dir_);
     return value;
   }
 
@@ -510,12 +690,12 @@ class QuantLookup {
     });
   }
 
-  QuantInfo from_node(const Node& n) {
+  QuantInfo from_node(const Node& n, int64_t rank) {
     QuantInfo q;
     if (n.inputs.size() < 2 || n.inputs[1].empty()) return {};
     auto scale_tensor = find_tensor(n.inputs[1]);
     auto scale = scale_tensor ? read_scale(*scale_tensor) : std::nullopt;
-    if (!scale || scale->empty()) return {};  // computed at run time, external, not float32
+    if (!scale || scale->empty()) return {};  // computed at run time, unreadable, not a float
     if (n.inputs.size() > 2 && !n.inputs[2].empty()) {
       auto zp_tensor = find_tensor(n.inputs[2]);
       auto zp = zp_tensor ? read_zero_point(*zp_tensor) : std::nullopt;
@@ -532,12 +712,14 @@ class QuantLookup {
       if (axis < INT32_MIN || axis > INT32_MAX) throw Malformed{attr.data(), "axis out of range"};
       q.axis = static_cast<int32_t>(axis);
     });
+    if (q.axis < 0 && rank >= 0 && q.axis >= -rank) q.axis += static_cast<int32_t>(rank);
     q.type = QuantType::SCALE;
     q.scale = std::move(*scale);
     return q;
   }
 
   const Graph& graph_;
+  fs::path dir_;
   bool initializers_indexed_ = false, nodes_indexed_ = false;
   std::unordered_map<Bytes, Bytes> initializers_;  // name -> TensorProto
   std::unordered_map<Bytes, Bytes> constants_;     // output -> Constant NodeProto
@@ -560,20 +742,7 @@ TensorInfo to_tensor_info(const ValueInfo& vi, const char* role, const std::stri
                           std::to_string(vi.elem_type) + ") is not supported");
   t.dtype = *dtype;
   t.shape = vi.shape;
-  // Dense C-order strides; a stride is unknown (-1) while any inner dim is dynamic.
-  t.strides.resize(t.shape.size());
-  int64_t step = static_cast<int64_t>(element_size(t.dtype));
-  bool dynamic = false;
-  for (size_t i = t.shape.size(); i-- > 0;) {
-    t.strides[i] = dynamic ? -1 : step;
-    if (t.shape[i] < 0) {
-      dynamic = true;
-    } else if (!dynamic) {
-      if (t.shape[i] != 0 && step > INT64_MAX / t.shape[i])
-        throw InvalidArgument(where() + "shape " + format_shape(t.shape) + " is too large");
-      step *= t.shape[i];
-    }
-  }
+  set_dense_strides(t, where());
   return t;
 }
 
@@ -659,18 +828,24 @@ OnnxFileInfo parse_file(Bytes data, const std::string& path) {
   out.model.desc = std::string(m.doc.empty() ? g.doc : m.doc);
   out.file_desc = props_json(m.props);
 
-  QuantLookup quant(g);
+  fs::path dir = fs::path(path).parent_path();
+  QuantLookup quant(g, dir.empty() ? "." : dir);
+  auto rank = [](const ValueInfo& vi) {
+    return vi.has_shape ? static_cast<int64_t>(vi.shape.size()) : int64_t{-1};
+  };
   for (Bytes msg : g.inputs) {
     ValueInfo vi = parse_value_info(msg);
     if (quant.is_initializer(vi.name)) continue;  // a weight listed as input by old exporters
     TensorInfo t = to_tensor_info(vi, "input", path);
-    if (is_integer(t.dtype)) t.quant = quant.for_input(vi.name);
+    if (is_integer(t.dtype)) t.quant = quant.for_input(vi.name, rank(vi));
+    if (!vi.has_shape) out.unranked_inputs.push_back(out.model.inputs.size());
     out.model.inputs.push_back(std::move(t));
   }
   for (Bytes msg : g.outputs) {
     ValueInfo vi = parse_value_info(msg);
     TensorInfo t = to_tensor_info(vi, "output", path);
-    if (is_integer(t.dtype)) t.quant = quant.for_output(vi.name);
+    if (is_integer(t.dtype)) t.quant = quant.for_output(vi.name, rank(vi));
+    if (!vi.has_shape) out.unranked_outputs.push_back(out.model.outputs.size());
     out.model.outputs.push_back(std::move(t));
   }
   return out;
@@ -705,5 +880,22 @@ OnnxFileInfo read_onnx_file(const std::string& path) {
 }
 
 ModelInfo read_onnx_info(const std::string& path) { return read_onnx_file(path).model; }
+
+void set_dense_strides(TensorInfo& t, const std::string& where) {
+  // A stride is unknown (-1) while any inner dim is dynamic.
+  t.strides.assign(t.shape.size(), 0);
+  int64_t step = static_cast<int64_t>(element_size(t.dtype));
+  bool dynamic = false;
+  for (size_t i = t.shape.size(); i-- > 0;) {
+    t.strides[i] = dynamic ? -1 : step;
+    if (t.shape[i] < 0) {
+      dynamic = true;
+    } else if (!dynamic) {
+      if (t.shape[i] != 0 && step > INT64_MAX / t.shape[i])
+        throw InvalidArgument(where + "shape " + format_shape(t.shape) + " is too large");
+      step *= t.shape[i];
+    }
+  }
+}
 
 }  // namespace hbm

@@ -2,7 +2,9 @@
 // quantization parameters) straight from the protobuf wire format, so the OpenVINO engine can
 // describe a model without linking onnx or protobuf.
 #pragma once
+#include <cstddef>
 #include <string>
+#include <vector>
 
 #include "core/model_info.h"
 
@@ -14,13 +16,23 @@ struct OnnxFileInfo {
   ModelInfo model;
   // ModelProto.metadata_props as a JSON object string in file order, "" when there are none.
   std::string file_desc;
+  // Indexes into model.inputs / model.outputs of tensors whose type declares no shape at all:
+  // their rank is unknown, unlike a declared shape without dims, which is a scalar. Their
+  // shape and strides read [] here, for the engine to fill in when it knows more.
+  std::vector<size_t> unranked_inputs, unranked_outputs;
 };
 
 // Throws InvalidArgument naming the file when it cannot be read or is not an ONNX model, and
 // naming the tensor when a graph input/output has a type ModelInfo cannot represent.
+// Quantization parameters stored as external data are read from the model's directory under
+// the onnx package's rules; any it cannot read leave their tensor unquantized (NONE).
 OnnxFileInfo read_onnx_file(const std::string& path);
 
 // read_onnx_file(path).model.
 ModelInfo read_onnx_info(const std::string& path);
+
+// Sets t.strides to dense C-order byte strides of t.shape, -1 for those outside a dynamic dim.
+// Throws InvalidArgument starting with `where` when the tensor is too large to address.
+void set_dense_strides(TensorInfo& t, const std::string& where);
 
 }  // namespace hbm

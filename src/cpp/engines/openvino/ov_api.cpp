@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <mutex>
+#include <string>
 #include <vector>
 
 #include "core/errors.h"
@@ -52,10 +53,18 @@ Api load() {
   lib.bind(a.version_free, "ov_version_free");
   lib.bind(a.get_error_info, "ov_get_error_info");
   lib.bind_optional(a.get_last_err_msg, "ov_get_last_err_msg");
+  lib.bind_optional(a.free_string, "ov_free");
   lib.bind(a.core_create, "ov_core_create");
   lib.bind(a.core_free, "ov_core_free");
   lib.bind(a.core_read_model, "ov_core_read_model");
   lib.bind(a.model_free, "ov_model_free");
+  lib.bind(a.model_inputs_size, "ov_model_inputs_size");
+  lib.bind(a.model_outputs_size, "ov_model_outputs_size");
+  lib.bind(a.model_const_input_by_index, "ov_model_const_input_by_index");
+  lib.bind(a.model_const_output_by_index, "ov_model_const_output_by_index");
+  lib.bind(a.port_get_partial_shape, "ov_port_get_partial_shape");
+  lib.bind(a.port_free, "ov_output_const_port_free");
+  lib.bind(a.partial_shape_free, "ov_partial_shape_free");
   lib.bind(a.core_compile_model, "ov_core_compile_model");
   lib.bind(a.compiled_model_free, "ov_compiled_model_free");
   lib.bind(a.create_infer_request, "ov_compiled_model_create_infer_request");
@@ -89,13 +98,54 @@ const Api& api() {
   return *loaded;
 }
 
+namespace {
+// Statuses OpenVINO returns from a caught exception, the only ones that set its last error
+// message (GENERAL_ERROR, NOT_IMPLEMENTED, REQUEST_BUSY, INFER_CANCELLED, UNKNOWN_EXCEPTION).
+// The others, argument checks above all, leave a message from an older, unrelated call.
+bool sets_message(Status status) {
+  return status == -1 || status == -2 || status == -8 || status == -13 || status == -17;
+}
+}  // namespace
+
 void check(Status status, const std::string& what) {
   if (status == 0) return;
   const Api& a = api();
-  std::string detail = a.get_last_err_msg ? a.get_last_err_msg() : "";
-  std::string name = a.get_error_info(status) ? a.get_error_info(status) : "";
+  // Both calls may return NULL: no message yet, or an OpenVINO without that string.
+  const char* info = a.get_error_info(status);
+  const std::string name = info ? info : "status " + std::to_string(status);
+  std::string detail;
+  if (a.get_last_err_msg && sets_message(status)) {
+    if (const char* msg = a.get_last_err_msg()) {
+      detail = msg;
+      if (a.free_string) a.free_string(msg);  // a copy made for us
+    }
+  }
   throw EngineError(what + " failed: OpenVINO " + name + (detail.empty() ? "" : ": " + detail),
                     status, detail.empty() ? name : detail);
+}
+
+std::optional<std::vector<int64_t>> port_shape(const ModelGraph& model, bool output, size_t index,
+                                               const std::string& what) {
+  const Api& a = api();
+  Port* raw = nullptr;
+  check(output ? a.model_const_output_by_index(&model, index, &raw)
+               : a.model_const_input_by_index(&model, index, &raw),
+        "finding " + what);
+  Owned<Port> port(raw);
+  PartialShape ps{{0, 0}, nullptr};
+  struct FreeDims {
+    PartialShape& ps;
+    ~FreeDims() { api().partial_shape_free(&ps); }
+  } free_dims{ps};
+  check(a.port_get_partial_shape(port.get(), &ps), "reading the shape of " + what);
+  if (ps.rank.min != ps.rank.max || ps.rank.max < 0 || (ps.rank.max > 0 && !ps.dims))
+    return std::nullopt;
+  std::vector<int64_t> dims(static_cast<size_t>(ps.rank.max));
+  for (size_t i = 0; i < dims.size(); ++i) {
+    const Dimension& d = ps.dims[i];
+    dims[i] = d.min == d.max && d.max >= 0 ? d.max : -1;  // a bounded range is dynamic too
+  }
+  return dims;
 }
 
 ElementType element_type(DataType t) {
@@ -117,6 +167,7 @@ ElementType element_type(DataType t) {
 }
 
 OwnedShape::OwnedShape(const std::vector<int64_t>& dims) : shape_{0, nullptr} {
+  if (dims.empty()) return;  // a scalar: see the class comment
   check(api().shape_create(static_cast<int64_t>(dims.size()), dims.data(), &shape_), "ov_shape_create");
 }
 

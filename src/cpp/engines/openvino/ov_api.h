@@ -4,7 +4,9 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "core/dtype.h"
 #include "core/dynlib.h"
@@ -16,10 +18,19 @@ struct ModelGraph;       // ov_model_t
 struct CompiledModel;    // ov_compiled_model_t
 struct InferRequest;     // ov_infer_request_t
 struct Tensor;           // ov_tensor_t
+struct Port;             // ov_output_const_port_t
 
 struct Shape {           // ov_shape_t
   int64_t rank;
   int64_t* dims;
+};
+struct Dimension {       // ov_dimension_t, also ov_rank_t: min == max when static
+  int64_t min;
+  int64_t max;           // -1 when unbounded
+};
+struct PartialShape {    // ov_partial_shape_t
+  Dimension rank;
+  Dimension* dims;       // rank.max entries; nullptr when the rank is dynamic
 };
 struct Version {         // ov_version_t
   const char* build_number;
@@ -33,11 +44,19 @@ struct Api {
   Status (*get_openvino_version)(Version*);
   void (*version_free)(Version*);
   const char* (*get_error_info)(Status);
-  const char* (*get_last_err_msg)();
+  const char* (*get_last_err_msg)();  // a copy to release with free_string
+  void (*free_string)(const char*);   // ov_free
   Status (*core_create)(Core**);
   void (*core_free)(Core*);
   Status (*core_read_model)(const Core*, const char* xml, const char* bin, ModelGraph**);
   void (*model_free)(ModelGraph*);
+  Status (*model_inputs_size)(const ModelGraph*, size_t*);
+  Status (*model_outputs_size)(const ModelGraph*, size_t*);
+  Status (*model_const_input_by_index)(const ModelGraph*, size_t, Port**);
+  Status (*model_const_output_by_index)(const ModelGraph*, size_t, Port**);
+  Status (*port_get_partial_shape)(const Port*, PartialShape*);
+  void (*port_free)(Port*);
+  void (*partial_shape_free)(PartialShape*);
   Status (*core_compile_model)(const Core*, const ModelGraph*, const char* device,
                                size_t property_args, CompiledModel**, ...);
   void (*compiled_model_free)(CompiledModel*);
@@ -64,6 +83,11 @@ const Api& api();
 // Throws EngineError with OpenVINO's own message when `status` is not OK.
 void check(Status status, const std::string& what);
 
+// The shape OpenVINO inferred for input or output `index` of a model read from file: -1 for
+// a dynamic dim, nullopt when even the rank is dynamic. `what` names the tensor for errors.
+std::optional<std::vector<int64_t>> port_shape(const ModelGraph& model, bool output, size_t index,
+                                               const std::string& what);
+
 // OpenVINO's element type for ours; -1 when OpenVINO cannot hold it as one byte per item.
 ElementType element_type(DataType t);
 
@@ -74,11 +98,14 @@ struct Free {
   void operator()(CompiledModel* p) const { api().compiled_model_free(p); }
   void operator()(InferRequest* p) const { api().infer_request_free(p); }
   void operator()(Tensor* p) const { api().tensor_free(p); }
+  void operator()(Port* p) const { api().port_free(p); }
 };
 template <typename T>
 using Owned = std::unique_ptr<T, Free>;
 
-// An ov_shape_t that frees itself.
+// An ov_shape_t that frees itself. A scalar is {0, nullptr}: ov_shape_create refuses rank 0,
+// while ov_tensor_create_from_host_ptr takes it (it copies `rank` dims), and
+// ov_tensor_get_shape leaves a rank-0 shape untouched (its own ov_shape_create call fails).
 class OwnedShape {
  public:
   OwnedShape() : shape_{0, nullptr} {}
@@ -88,7 +115,10 @@ class OwnedShape {
   OwnedShape& operator=(const OwnedShape&) = delete;
   Shape* out() { return &shape_; }
   const Shape& get() const { return shape_; }
-  std::vector<int64_t> dims() const { return {shape_.dims, shape_.dims + shape_.rank}; }
+  std::vector<int64_t> dims() const {
+    if (!shape_.dims) return {};
+    return {shape_.dims, shape_.dims + shape_.rank};
+  }
 
  private:
   Shape shape_;

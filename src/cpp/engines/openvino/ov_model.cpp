@@ -55,9 +55,12 @@ ov::Owned<ov::CompiledModel> compile(const ov::Core& core, const ov::ModelGraph&
 
 class OvModel final : public Model {
  public:
-  OvModel(ModelInfo info, const ov::Core& core, ov::Owned<ov::ModelGraph> graph)
+  // unranked_out[i]: the rank of output i is unknown until a run, its metadata shape is [].
+  OvModel(ModelInfo info, const ov::Core& core, ov::Owned<ov::ModelGraph> graph,
+          const std::vector<bool>& unranked_out)
       : info_(std::move(info)), core_(core), graph_(std::move(graph)) {
-    for (const auto& t : info_.outputs) static_out_.push_back(!t.has_dynamic_dims());
+    for (size_t i = 0; i < info_.outputs.size(); ++i)
+      static_out_.push_back(!unranked_out[i] && !info_.outputs[i].has_dynamic_dims());
     replicas_.push_back(std::make_unique<Replica>(Replica{compile(core_, *graph_, info_)}));
     free_.push_back(make_slot(replicas_[0].get()));  // fail at load, not at first run
   }
@@ -229,7 +232,7 @@ class OvModel final : public Model {
         ov::check(a.get_output_tensor_by_index(s.request.get(), i, &raw),
                   "reading output '" + ti.name + "' of model '" + info_.name + "'");
         ov::Owned<ov::Tensor> tensor(raw);
-        ov::OwnedShape shape;
+        ov::OwnedShape shape;  // stays {0, nullptr} for a scalar
         ov::check(a.tensor_get_shape(tensor.get(), shape.out()), "reading output shape");
         o.shape = shape.dims();
         void* src = nullptr;
@@ -249,7 +252,7 @@ class OvModel final : public Model {
   ModelInfo info_;
   const ov::Core& core_;  // the engine's; lives as long as the process
   ov::Owned<ov::ModelGraph> graph_;  // kept to compile replicas
-  std::vector<bool> static_out_;
+  std::vector<bool> static_out_;  // written into buffers we bind before the run
   std::mutex mu_;
   std::vector<std::unique_ptr<Replica>> replicas_;  // never shrinks: slots point into it
   std::vector<std::unique_ptr<RequestSlot>> free_;  // declared last: destroyed first
@@ -263,6 +266,42 @@ void check_supported(const ModelInfo& mi) {
         throw InvalidArgument("model '" + mi.name + "': tensor '" + t.name + "' has type " +
                               std::string(dtype_name(t.dtype)) +
                               ", which the host engine cannot run");
+}
+
+// The file declares no shape, so no rank, for these tensors: report the shape OpenVINO infers
+// through the graph instead, with -1 for its dynamic dims. Returns, per tensor, whether even
+// OpenVINO's rank is dynamic: the metadata shape then stays [] and a run returns whatever
+// shape the output has. An input of unknown rank is refused: OpenVINO's CPU plugin cannot
+// compile one (2026.4: "doesn't support Parameter operation with dynamic rank"), and a rank
+// the metadata could not state would leave callers guessing.
+std::vector<bool> fill_undeclared_shapes(const ov::ModelGraph& graph, ModelInfo& info,
+                                         const std::vector<size_t>& indexes, bool outputs) {
+  std::vector<TensorInfo>& tensors = outputs ? info.outputs : info.inputs;
+  std::vector<bool> unranked(tensors.size());
+  const std::string role = outputs ? "output" : "input";
+  size_t count = 0;
+  if (!indexes.empty())
+    ov::check(outputs ? ov::api().model_outputs_size(&graph, &count)
+                      : ov::api().model_inputs_size(&graph, &count),
+              "counting the " + role + "s of model '" + info.file + "'");
+  for (size_t i : indexes) {
+    TensorInfo& t = tensors[i];
+    const std::string what = role + " '" + t.name + "' of model '" + info.file + "'";
+    if (i >= count)  // binding by index would be wrong anyway
+      throw InvalidArgument("model '" + info.file + "': OpenVINO sees " + std::to_string(count) +
+                            " " + role + "s where the file lists " +
+                            std::to_string(tensors.size()));
+    auto shape = ov::port_shape(graph, outputs, i, what);
+    if (!shape && !outputs)
+      throw InvalidArgument(what + " declares no shape, and the host engine cannot run an "
+                            "input of unknown rank: declare its shape in the file (dims may "
+                            "be symbolic)");
+    unranked[i] = !shape;
+    if (!shape) continue;
+    t.shape = std::move(*shape);
+    set_dense_strides(t, what + ": ");
+  }
+  return unranked;
 }
 
 }  // namespace
@@ -281,7 +320,11 @@ std::shared_ptr<Model> load_ov_model(const ov::Core& core, const std::string& fi
   ov::ModelGraph* graph_raw = nullptr;
   ov::check(ov::api().core_read_model(&core, file.c_str(), nullptr, &graph_raw),
             "reading model '" + file + "'");
-  return std::make_shared<OvModel>(std::move(info), core, ov::Owned<ov::ModelGraph>(graph_raw));
+  ov::Owned<ov::ModelGraph> graph(graph_raw);
+  fill_undeclared_shapes(*graph, info, parsed.unranked_inputs, false);
+  std::vector<bool> unranked_out =
+      fill_undeclared_shapes(*graph, info, parsed.unranked_outputs, true);
+  return std::make_shared<OvModel>(std::move(info), core, std::move(graph), unranked_out);
 }
 
 namespace {

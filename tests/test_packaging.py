@@ -146,6 +146,21 @@ def _mypy_strict(script: pathlib.Path, tmp_path: pathlib.Path) -> subprocess.Com
     return subprocess.run(cmd + [str(script)], capture_output=True, text=True, cwd=tmp_path, env=env, timeout=600)
 
 
+def test_package_itself_passes_mypy_strict(tmp_path):
+    """The Python layer's own annotations and the generated stub are consistent: checked on a
+    copy of the package (mypy reports nothing inside site-packages)."""
+    if importlib.util.find_spec("mypy") is None:
+        pytest.skip("mypy is not installed (pip install mypy)")
+    copy = tmp_path / "src" / "hbm_runtime"
+    copy.mkdir(parents=True)
+    for f in PKG_DIR.iterdir():
+        if f.suffix in (".py", ".pyi") or f.name == "py.typed":
+            shutil.copyfile(f, copy / f.name)
+    cmd = [sys.executable, "-m", "mypy", "--strict", "--cache-dir", str(tmp_path / "mypy_cache"), "-p", "hbm_runtime"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=copy.parent, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
 def test_sample_usage_passes_mypy_strict(tmp_path):
     proc = _mypy_strict(SAMPLE, tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr

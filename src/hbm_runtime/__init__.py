@@ -23,9 +23,9 @@ def _enum_str(self: object) -> str:
 
 
 for _enum in (hbDNNDataType, hbDNNQuantiType):
-    _enum.__repr__ = _enum_repr  # type: ignore[method-assign, assignment]
-    _enum.__str__ = _enum_str  # type: ignore[method-assign, assignment]
-    _enum.__format__ = lambda self, spec: str(self) if not spec else format(int(self), spec)  # type: ignore[method-assign, assignment]
+    _enum.__repr__ = _enum_repr  # type: ignore[method-assign]
+    _enum.__str__ = _enum_str  # type: ignore[method-assign]
+    _enum.__format__ = lambda self, spec: str(self) if not spec else format(int(self), spec)  # type: ignore[method-assign]
 
 _hbm_ext._set_result_type(RunResult)
 # Finish queued work while the interpreter can still run its callbacks.

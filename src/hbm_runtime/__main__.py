@@ -7,9 +7,12 @@ import pathlib
 import statistics
 import sys
 import time
-from typing import List, Optional
+from typing import TYPE_CHECKING, Any, Dict, List, Optional
 
 import numpy as np
+
+if TYPE_CHECKING:  # for annotations; the commands import it when they run
+    from ._runtime import HB_HBMRuntime
 
 DEMO_MODEL = pathlib.Path(__file__).resolve().parent / "models" / "demo_classifier.onnx"
 
@@ -21,7 +24,7 @@ NUMPY_DTYPES = {
 }
 
 
-def _tensor_lines(rt, model: str, kind: str) -> List[str]:
+def _tensor_lines(rt: HB_HBMRuntime, model: str, kind: str) -> List[str]:
     names = getattr(rt, f"{kind}_names")[model]
     shapes, dtypes = getattr(rt, f"{kind}_shapes")[model], getattr(rt, f"{kind}_dtypes")[model]
     strides, quants = getattr(rt, f"{kind}_strides")[model], getattr(rt, f"{kind}_quants")[model]
@@ -67,7 +70,7 @@ def demo(model_path: Optional[str], runs: int) -> int:
         print(f"hbm_runtime {rt.version}")
         print(f"model {model} from {path}")
         rng = np.random.default_rng(0)
-        inputs = {}
+        inputs: Dict[str, np.ndarray[Any, Any]] = {}
         for name in rt.input_names[model]:
             shape = [d if d > 0 else 1 for d in rt.input_shapes[model][name]]
             dtype = NUMPY_DTYPES[rt.input_dtypes[model][name].name]

@@ -226,7 +226,7 @@ class HB_HBMRuntime(_hbm_ext._Runtime):
         """Sets scheduling parameters. Each argument is a dict keyed by model name, or one
         value for every model (a plain list for ``bpu_cores``). Everything is validated
         before anything changes."""
-        current = [list(self._sched(i)) for i in range(len(self._names))]
+        current: List[List[Any]] = [list(self._sched(i)) for i in range(len(self._names))]
         touched = set()
         fields = ((priority, 0, "priority", _as_int), (custom_id, 1, "custom_id", _as_int),
                   (bpu_cores, 2, "bpu_cores", _as_cores), (device_id, 3, "device_id", _as_int))
@@ -244,7 +244,11 @@ class HB_HBMRuntime(_hbm_ext._Runtime):
             for i, v in items:
                 current[i][slot] = convert(v, f"{what} of model '{self._names[i]}'")
                 touched.add(i)
-        self._set_sched([(i, *current[i]) for i in sorted(touched)])
+        updates: List[Tuple[int, int, int, List[int], int]] = []
+        for i in sorted(touched):
+            prio, cid, cores, dev = current[i]
+            updates.append((i, prio, cid, cores, dev))
+        self._set_sched(updates)
 
     # -- running ----------------------------------------------------------------------
     if TYPE_CHECKING:  # the extension's _Runtime.run and input_buffers, typed for type checkers

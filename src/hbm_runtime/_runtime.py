@@ -33,7 +33,7 @@ InputArray = Union[np.ndarray[Any, Any], SupportsDLPack]
 # {model_name: {input_name: array}}.
 RunInput = Union[InputArray, Mapping[str, InputArray], Mapping[str, Mapping[str, InputArray]]]
 
-_TensorInfo = Tuple[str, str, hbDNNDataType, List[int], List[int], Tuple[Any, np.ndarray, np.ndarray, int]]
+_TensorInfo = Tuple[str, str, hbDNNDataType, List[int], List[int], Tuple[Any, np.ndarray[Any, Any], np.ndarray[Any, Any], int]]
 
 
 class _Version(str):

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Tuple, Union
 
 import numpy as np
+import numpy.typing as npt
 
 from ._hbm_ext import hbDNNQuantiType
 
@@ -34,7 +35,7 @@ class QuantParams:
 
     # Assignments convert like the constructor, so ``scale`` is always a float32 array.
     @property
-    def scale(self) -> np.ndarray:
+    def scale(self) -> npt.NDArray[np.float32]:
         return self._scale
 
     @scale.setter
@@ -42,7 +43,7 @@ class QuantParams:
         self._scale = np.array(value, dtype=np.float32).reshape(-1)
 
     @property
-    def zero_point(self) -> np.ndarray:
+    def zero_point(self) -> npt.NDArray[np.int32]:
         return self._zero_point
 
     @zero_point.setter

@@ -25,7 +25,8 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 ROOT = Path(__file__).resolve().parents[2]
-SOURCES = ["src/cpp/engines/openvino/onnx_reader.cpp", "src/cpp/core/model_info.cpp",
+SOURCES = ["src/cpp/engines/openvino/onnx_reader.cpp",
+           "src/cpp/engines/openvino/onnx_tensor_data.cpp", "src/cpp/core/model_info.cpp",
            "src/cpp/core/dtype.cpp", "tests/cpp/onnx_reader_dump.cpp"]
 
 # ONNX element type -> (our dtype name, element size)

@@ -12,7 +12,7 @@ CoreMask core_mask(const std::vector<int32_t>& cores) {
 }
 
 CoreMask fold_mask(CoreMask mask, int cores) {
-  if (mask == kAnyCore || cores >= 64) return mask;
+  if (mask == kAnyCore || cores >= 64 || (mask >> cores) == 0) return mask;  // the usual case
   CoreMask out = mask & ((CoreMask{1} << cores) - 1);
   for (int c = cores; c < 64; ++c)
     if (mask >> c & 1) out |= CoreMask{1} << (c % cores);

@@ -4,6 +4,7 @@ with one API."""
 from __future__ import annotations
 
 import atexit as _atexit
+import threading as _threading
 
 from . import _hbm_ext
 from ._errors import EngineUnavailableError, HBMRuntimeError, RuntimeClosedError
@@ -28,6 +29,8 @@ for _enum in (hbDNNDataType, hbDNNQuantiType):
     _enum.__format__ = lambda self, spec: str(self) if not spec else format(int(self), spec)  # type: ignore[method-assign]
 
 _hbm_ext._set_result_type(RunResult)
+# run() on this thread polls for Ctrl-C while it waits (Python delivers signals only here).
+_hbm_ext._set_main_thread(_threading.main_thread().ident or 0)
 # Finish queued work while the interpreter can still run its callbacks.
 _atexit.register(_hbm_ext._shutdown)
 

@@ -48,6 +48,14 @@ class _RunTimings:
 
 def _set_result_type(arg: object, /) -> None: ...
 
+def _set_main_thread(arg: int, /) -> None: ...
+
+class _Call:
+    def cancel(self) -> bool:
+        """Cancels the call if none of its work started yet; False otherwise."""
+
+    def started(self) -> bool: ...
+
 class _Runtime:
     def __init__(self, model_files: Sequence[str], engine: str = '') -> None: ...
 
@@ -69,17 +77,19 @@ class _Runtime:
 
     def run(self, input_tensors: object, model_name: object | None = None) -> object: ...
 
-    def _run_async(self, input_tensors: object, model_name: object | None, callback: object) -> None: ...
+    def _run_async(self, input_tensors: object, model_name: object | None, callback: object) -> _Call: ...
 
     def input_buffers(self, model_name: object | None = None) -> dict[str, object]: ...
 
     def close(self) -> None:
         """
-        Releases the models once their running inferences finish. Queued tasks are cancelled: their run_async futures become cancelled right after, on a completion thread. Later runs raise RuntimeClosedError; closing again does nothing.
+        Releases the models once every running inference finished (runs on the calling thread included). Queued tasks are cancelled: their run_async futures become cancelled right after, on a completion thread. Later runs raise RuntimeClosedError; closing again does nothing.
         """
 
     @property
     def closed(self) -> bool: ...
+
+    def _in_flight(self) -> int: ...
 
 def set_host_cores(n: int) -> None:
     """Sets how many virtual cores the host scheduler has (process-wide)."""
@@ -88,6 +98,9 @@ def host_cores() -> int:
     """Number of virtual cores of the host scheduler."""
 
 def _queued() -> int: ...
+
+def _pool_threads() -> tuple[int, int, int]:
+    """(host workers, completion threads, device-wait threads) running now."""
 
 def _shutdown() -> None: ...
 

@@ -19,6 +19,56 @@ from ._version import __version__
 
 PathLike = Union[str, "os.PathLike[str]"]
 
+_PENDING = "PENDING"
+_RUNNING = "RUNNING"
+_CANCELLED = "CANCELLED"
+_CANCELLED_AND_NOTIFIED = "CANCELLED_AND_NOTIFIED"
+
+
+class _RunFuture(concurrent.futures.Future):  # type: ignore[type-arg]
+    """The future of one run_async() call, with the semantics of concurrent.futures: it is
+    RUNNING once work on it started, and cancel() succeeds only before that, taking the call's
+    queued work out of the queue."""
+
+    _call: Any = None
+
+    def _mark_running(self) -> None:
+        # set_running_or_notify_cancel() for work that started, without its complaint when a
+        # cancel() raced with it.
+        with self._condition:
+            if self._state == _PENDING:
+                self._state = _RUNNING
+
+    def cancel(self) -> bool:
+        call = self._call
+        if call is not None and not self.done():
+            if not call.cancel():
+                self._mark_running()
+        return super().cancel()
+
+    def running(self) -> bool:
+        call = self._call
+        if call is not None and not self.done() and call.started():
+            self._mark_running()
+        return super().running()
+
+    def _complete(self, result: Any, error: Optional[BaseException]) -> None:
+        with self._condition:
+            state = self._state
+        if state == _CANCELLED:  # cancel() took the work back: tell the waiters now
+            self.set_running_or_notify_cancel()
+            return
+        if state == _CANCELLED_AND_NOTIFIED:
+            return
+        if isinstance(error, RuntimeClosedError) and state == _PENDING and super().cancel():
+            self.set_running_or_notify_cancel()  # closed before any of it ran
+            return
+        self._mark_running()
+        if error is None:
+            self.set_result(result)
+        else:
+            self.set_exception(error)
+
 
 class SupportsDLPack(Protocol):
     """An array exporting DLPack (a torch CPU tensor, for instance)."""
@@ -261,19 +311,10 @@ class HB_HBMRuntime(_hbm_ext._Runtime):
 
     def run_async(self, input_tensors: RunInput, model_name: Optional[str] = None) -> "concurrent.futures.Future[RunResult]":
         """Like run(), but returns at once with a concurrent.futures.Future of the result
-        (use ``asyncio.wrap_future`` in asyncio code)."""
-        future: concurrent.futures.Future[RunResult] = concurrent.futures.Future()
-
-        def done(result: Any, error: Optional[BaseException]) -> None:
-            if error is None:
-                future.set_result(result)
-            elif isinstance(error, RuntimeClosedError):
-                future.cancel()
-                future.set_running_or_notify_cancel()
-            else:
-                future.set_exception(error)
-
-        self._run_async(input_tensors, model_name, done)
+        (use ``asyncio.wrap_future`` in asyncio code). ``future.cancel()`` succeeds while none
+        of the call's work has started, and takes its queued work out of the queue."""
+        future = _RunFuture()
+        future._call = self._run_async(input_tensors, model_name, future._complete)
         return future
 
     def __enter__(self) -> "HB_HBMRuntime":

@@ -11,7 +11,7 @@
 
 #include "core/errors.h"
 #include "core/scheduler.h"
-#include "core/waiter_pool.h"
+#include "core/fixed_pool.h"
 
 using hbm::CoreMask;
 using hbm::Scheduler;
@@ -268,36 +268,79 @@ void test_stress() {
   CHECK(d.order.size() == 1);
 }
 
-// Every posted wait gets a thread of its own: N jobs blocked at once must all be running.
-void test_waiter_pool() {
-  hbm::WaiterPool& pool = hbm::WaiterPool::instance();
+// A pool never has more threads than its maximum: jobs beyond it wait, in order, and all run.
+void test_fixed_pool() {
+  hbm::FixedPool pool(3);
+  struct Job final : hbm::PoolJob {
+    std::mutex* mu;
+    std::condition_variable* cv;
+    int* running;
+    int* finished;
+    bool* open;
+    void run() noexcept override {
+      std::unique_lock lock(*mu);
+      ++*running;
+      cv->notify_all();
+      cv->wait(lock, [&] { return *open; });
+      ++*finished;
+      cv->notify_all();
+    }
+  };
   for (int round = 0; round < 2; ++round) {  // the second round reuses the threads
     std::mutex mu;
     std::condition_variable cv;
     int running = 0, finished = 0;
     bool open = false;
-    constexpr int kJobs = 6;
-    for (int i = 0; i < kJobs; ++i) {
-      pool.post([&] {
-        std::unique_lock lock(mu);
-        ++running;
-        cv.notify_all();
-        cv.wait(lock, [&] { return open; });
-        ++finished;
-        cv.notify_all();
-      });
+    constexpr int kJobs = 10;
+    std::vector<Job> jobs(kJobs);
+    for (auto& j : jobs) {
+      j.mu = &mu;
+      j.cv = &cv;
+      j.running = &running;
+      j.finished = &finished;
+      j.open = &open;
+      CHECK(pool.post(&j));
     }
     std::unique_lock lock(mu);
-    cv.wait(lock, [&] { return running == kJobs; });
+    cv.wait(lock, [&] { return running == 3; });  // three run, seven wait for a thread
+    CHECK(pool.threads() == 3);
+    CHECK(running == 3);
     open = true;
     cv.notify_all();
     cv.wait(lock, [&] { return finished == kJobs; });
   }
   pool.shutdown();
-  std::atomic<bool> ran{false};
-  pool.post([&] { ran = true; });  // starts again after shutdown
+  CHECK(pool.threads() == 0);
+  struct Flag final : hbm::PoolJob {
+    std::atomic<bool> ran{false};
+    void run() noexcept override { ran = true; }
+  } flag;
+  CHECK(pool.post(&flag));  // starts again after shutdown
   pool.shutdown();
-  CHECK(ran);
+  CHECK(flag.ran);
+}
+
+// cancel_group takes exactly one group's queued tasks out of the queue.
+void test_cancel_group() {
+  Scheduler s(1);
+  Gate gate;
+  s.submit(gate.task(1));
+  gate.wait_running();
+  std::atomic<int> ran{0}, cancelled{0};
+  int group_a = 0, group_b = 0;
+  for (int i = 0; i < 6; ++i) {
+    Scheduler::Task t;
+    t.group = i % 2 ? &group_a : &group_b;
+    t.run = [&](int) { ++ran; };
+    t.cancel = [&](std::exception_ptr) { ++cancelled; };
+    s.submit(std::move(t));
+  }
+  CHECK(s.cancel_group(&group_a, std::make_exception_ptr(hbm::Cancelled("test"))) == 3);
+  CHECK(cancelled == 3);
+  CHECK(s.queued() == 3);
+  gate.release();
+  s.shutdown();
+  CHECK(ran == 3);
 }
 
 int main() {
@@ -308,7 +351,8 @@ int main() {
   test_inline_claim();
   test_cancel_owned_and_resize();
   test_stress();
-  test_waiter_pool();
+  test_fixed_pool();
+  test_cancel_group();
   if (g_failures) {
     std::fprintf(stderr, "%d check(s) failed\n", g_failures);
     return 1;

@@ -32,8 +32,14 @@ struct EngineUnavailable : Error {
   using Error::Error;
 };
 
-// A runtime was closed while work was pending (-> RuntimeError).
+// A runtime was closed while work was pending, or the caller cancelled it (-> RuntimeError).
 struct Cancelled : Error {
+  using Error::Error;
+};
+
+// A blocking wait gave up because the caller was interrupted (Ctrl-C); the bindings re-raise
+// the interrupt itself.
+struct Interrupted : Error {
   using Error::Error;
 };
 

@@ -5,51 +5,105 @@
 #include <optional>
 #include <utility>
 
+#include <unistd.h>
+
 #include "errors.h"
+#include "fixed_pool.h"
+#include "fork_guard.h"
 #include "scheduler.h"
 #include "spin_wait.h"
-#include "waiter_pool.h"
 
 namespace hbm {
 
 // One run() call: its results, what is left to do, and who to tell.
-struct Runtime::Batch {
-  std::mutex mu;
+struct Runtime::Batch final : Runtime::Call {
+  mutable std::mutex mu;
   std::condition_variable cv;
   std::vector<Result> results;
   std::exception_ptr error;
   size_t remaining = 0;
+  bool work_started = false;  // a part began, or was handed to the device
+  bool cancelled = false;     // parts not yet begun are skipped with cancel_reason
+  std::exception_ptr cancel_reason;
+  bool owns_flight = false;   // ends the runtime's in-flight count when the last part is done
   std::atomic<bool> finished{false};  // a blocking run's last part is done (polled)
-  Done done;  // empty for blocking runs
+  Done done;  // empty while a blocking run waits for the parts
   Runtime* runtime = nullptr;
 
+  // A part is about to run; false when the call was cancelled before it began.
+  bool begin_part() {
+    std::lock_guard lock(mu);
+    if (cancelled) return false;
+    work_started = true;
+    return true;
+  }
+
+  bool started() const override {
+    std::lock_guard lock(mu);
+    return work_started;
+  }
+
+  bool cancel() override {
+    auto why = std::make_exception_ptr(Cancelled("the call was cancelled before it started"));
+    {
+      std::lock_guard lock(mu);
+      if (cancelled) return true;
+      if (work_started || remaining == 0) return false;
+      cancelled = true;
+      cancel_reason = why;
+    }
+    Scheduler::instance().cancel_group(this, why);
+    return true;
+  }
+
+  // Stops waiting for the parts: those not yet begun are cancelled, the running ones complete
+  // through `detached` (which keeps their inputs alive). False, leaving `detached` alone, when
+  // everything finished.
+  bool detach(Done& detached, std::exception_ptr why) {
+    {
+      std::lock_guard lock(mu);
+      if (remaining == 0) return false;
+      done = std::move(detached);
+      owns_flight = true;
+      cancelled = true;
+      cancel_reason = why;
+    }
+    Scheduler::instance().cancel_group(this, why);
+    return true;
+  }
+
   // Records one finished (or failed) part; the last part completes the batch.
-  void finish_part(std::exception_ptr part_error) {
+  void finish_part(std::exception_ptr part_error) noexcept {
     Done to_call;
+    bool flight;
     {
       std::lock_guard lock(mu);
       if (part_error && !error) error = part_error;
       if (--remaining != 0) return;
+      flight = owns_flight;
       if (!done) {
         finished.store(true, std::memory_order_release);
         cv.notify_all();
-        return;
+        if (!flight) return;
+      } else {
+        to_call = std::move(done);
       }
-      to_call = std::move(done);
     }
     // Before the callback: it may drop the last reference to the runtime, whose close()
     // waits for in-flight work.
-    runtime->end_flight();
-    if (error) {
-      results.clear();  // outputs of the parts that succeeded are released here
-      to_call(nullptr, error);
-    } else {
-      to_call(&results, nullptr);
+    if (flight) runtime->end_flight();
+    if (!to_call) return;
+    if (error) results.clear();  // outputs of the parts that succeeded are released here
+    try {
+      to_call(error ? nullptr : &results, error);
+    } catch (...) {
+      // Done must not throw; nothing is left to tell.
     }
   }
 };
 
-Runtime::Runtime(const std::vector<std::string>& files, std::string_view engine) {
+Runtime::Runtime(const std::vector<std::string>& files, std::string_view engine)
+    : fork_generation_(fork_generation()), creator_pid_(static_cast<long>(getpid())) {
   if (files.empty()) throw InvalidArgument("no model file given");
   // Group files by engine, keeping the first-seen order of engines and files.
   std::vector<std::pair<Engine*, std::vector<std::string>>> groups;
@@ -127,11 +181,13 @@ std::vector<std::string> Runtime::engine_names() const {
 }
 
 SchedParams Runtime::sched(size_t model) const {
+  check_process();
   std::lock_guard lock(mu_);
   return sched_[model];
 }
 
 void Runtime::set_sched(const std::vector<std::pair<size_t, SchedParams>>& updates) {
+  check_process();
   for (const auto& [m, p] : updates) {
     const std::string who = "model '" + infos_[m].name + "'";
     if (p.priority < 0 || p.priority > 255)
@@ -191,16 +247,19 @@ void Runtime::check_open() const {
   if (closed_) throw Cancelled("this runtime is closed");
 }
 
+void Runtime::check_process() const {
+  if (fork_generation() == fork_generation_) return;
+  throw Error("model(s) " + model_list() + ": this HB_HBMRuntime was created in process " +
+              std::to_string(creator_pid_) + ", before the fork() that started this one; its "
+              "worker threads and device state exist only there. Create a new HB_HBMRuntime in "
+              "this process (or start it with the 'spawn' method of multiprocessing)");
+}
+
 std::shared_ptr<Model> Runtime::model_ptr(size_t model) const {
+  check_process();
   std::lock_guard lock(mu_);
   check_open();
   return models_[model];
-}
-
-void Runtime::begin_flight() {
-  std::lock_guard lock(mu_);
-  check_open();
-  ++in_flight_;
 }
 
 void Runtime::end_flight() {
@@ -217,17 +276,29 @@ struct CoreClaim {
   ~CoreClaim() { Scheduler::instance().release_core(core); }
   int core;
 };
+
+constexpr std::chrono::milliseconds kInterruptPoll{50};
 }  // namespace
 
-std::vector<Runtime::Result> Runtime::run(std::vector<Request> requests) {
+// The in-flight count of one blocking run(), ended on scope exit unless handed to its batch.
+struct Runtime::FlightGuard {
+  Runtime* rt;
+  ~FlightGuard() {
+    if (rt) rt->end_flight();
+  }
+};
+
+std::vector<Runtime::Result> Runtime::run(std::vector<Request> requests, const WaitControl* control) {
+  check_process();
   for (const auto& r : requests) validate(r);
   // The calling thread works too: with nothing queued it claims an idle core for the host
   // model that would be served first, and runs it here while the others are queued.
   size_t mine = requests.size();
   int core = -1;
   std::shared_ptr<Model> model;
+  std::vector<size_t> order;
+  order.reserve(requests.size());
   {
-    std::vector<size_t> order;
     std::lock_guard lock(mu_);
     check_open();
     for (size_t i = 0; i < requests.size(); ++i)
@@ -245,7 +316,9 @@ std::vector<Runtime::Result> Runtime::run(std::vector<Request> requests) {
         break;
       }
     }
+    ++in_flight_;  // close() waits for this call, the calling-thread path included
   }
+  FlightGuard flight{this};
   std::optional<CoreClaim> claim;
   if (core >= 0) claim.emplace(core);
   if (claim && requests.size() == 1) {  // the latency path: no batch, no wakeups
@@ -255,7 +328,8 @@ std::vector<Runtime::Result> Runtime::run(std::vector<Request> requests) {
     return out;
   }
   auto batch = std::make_shared<Batch>();
-  launch(batch, requests, mine);
+  batch->results.resize(requests.size());
+  launch(batch, requests, mine, /*wait_device_here=*/!control);
   if (claim) {
     std::exception_ptr error;
     Result& r = batch->results[mine];
@@ -270,17 +344,48 @@ std::vector<Runtime::Result> Runtime::run(std::vector<Request> requests) {
   }
   spin_until([&] { return batch->finished.load(std::memory_order_acquire); });
   std::unique_lock lock(batch->mu);
-  batch->cv.wait(lock, [&] { return batch->remaining == 0; });
-  end_flight();
+  auto all_done = [&] { return batch->remaining == 0; };
+  if (!control) {
+    batch->cv.wait(lock, all_done);
+  } else {
+    while (!batch->cv.wait_for(lock, kInterruptPoll, all_done)) {
+      lock.unlock();
+      if (control->interrupted()) {
+        bool detached = false;
+        try {
+          auto why = std::make_exception_ptr(Cancelled("the caller was interrupted before it started"));
+          Done rest = control->detach();
+          detached = batch->detach(rest, why);
+          if (!detached) rest(nullptr, nullptr);  // all done meanwhile: release what it holds
+        } catch (...) {
+          // No memory to hand the running work over: keep waiting for it instead.
+        }
+        if (detached) {
+          flight.rt = nullptr;  // the batch ends it when its running parts are done
+          throw Interrupted("run() interrupted");
+        }
+      }
+      lock.lock();
+    }
+  }
   if (batch->error) std::rethrow_exception(batch->error);
   return std::move(batch->results);
 }
 
-void Runtime::run_async(std::vector<Request> requests, Done done) {
+std::shared_ptr<Runtime::Call> Runtime::run_async(std::vector<Request> requests, Done done) {
+  check_process();
   for (const auto& r : requests) validate(r);
   auto batch = std::make_shared<Batch>();
+  batch->results.resize(requests.size());
   batch->done = std::move(done);
-  launch(batch, requests);
+  batch->owns_flight = true;
+  {
+    std::lock_guard lock(mu_);
+    check_open();
+    ++in_flight_;
+  }
+  launch(batch, requests, SIZE_MAX, /*wait_device_here=*/false);
+  return batch;
 }
 
 // The model, its inputs, its parameters, and where its result goes.
@@ -291,21 +396,14 @@ struct Runtime::DeviceJob {
   Request request;
 };
 
-// Submits every device job before waiting on any, so the device's scheduler sees them all.
-// The waits run here (blocking runs) or on a waiter thread (async runs): never on a host core.
-void Runtime::run_on_device(const std::shared_ptr<Batch>& batch, std::vector<DeviceJob>& jobs,
-                            bool wait_here) {
-  auto pending = std::make_shared<std::vector<std::pair<size_t, std::unique_ptr<PendingInference>>>>();
-  for (auto& job : jobs) {
-    try {
-      pending->push_back({job.slot, job.model->submit(job.request.inputs, job.params,
-                                                      batch->results[job.slot].timings)});
-    } catch (...) {
-      batch->finish_part(std::current_exception());
-    }
-  }
-  auto wait_all = [batch, pending] {
-    for (auto& [i, p] : *pending) {
+// The submitted inferences of one call's device jobs, waited for in submission order.
+struct Runtime::DeviceWaits final : PoolJob {
+  explicit DeviceWaits(std::shared_ptr<Batch> b) : batch(std::move(b)) {}
+  std::shared_ptr<Batch> batch;
+  std::vector<std::pair<size_t, std::unique_ptr<PendingInference>>> pending;
+
+  void run() noexcept override {
+    for (auto& [i, p] : pending) {
       std::exception_ptr error;
       try {
         batch->results[i].outputs = p->wait(batch->results[i].timings);
@@ -315,64 +413,101 @@ void Runtime::run_on_device(const std::shared_ptr<Batch>& batch, std::vector<Dev
       p.reset();
       batch->finish_part(error);
     }
-  };
-  if (pending->empty()) return;
-  if (wait_here) wait_all();
-  else WaiterPool::instance().post(std::move(wait_all));
+    delete this;
+  }
+};
+
+// Submits every device job before waiting on any, so the device's scheduler sees them all.
+// The waits run here or on a device-wait thread (async runs, and blocking runs that must stay
+// interruptible): never on a host core.
+void Runtime::run_on_device(const std::shared_ptr<Batch>& batch, std::vector<DeviceJob>& jobs,
+                            bool wait_here) {
+  std::unique_ptr<DeviceWaits> waits;
+  try {
+    waits = std::make_unique<DeviceWaits>(batch);
+    waits->pending.reserve(jobs.size());
+  } catch (...) {
+    for (size_t k = 0; k < jobs.size(); ++k) batch->finish_part(std::current_exception());
+    return;
+  }
+  {
+    std::lock_guard lock(batch->mu);
+    batch->work_started = true;  // the device's queue cannot be taken back
+  }
+  for (auto& job : jobs) {
+    try {
+      waits->pending.emplace_back(job.slot, job.model->submit(job.request.inputs, job.params,
+                                                              batch->results[job.slot].timings));
+    } catch (...) {
+      batch->finish_part(std::current_exception());
+    }
+  }
+  if (waits->pending.empty()) return;
+  PoolJob* job = waits.release();
+  if (wait_here || !FixedPool::device_waits().post(job)) job->run();  // no thread: wait here
 }
 
 // Queues host models on the scheduler; submits device (hardware-scheduled) models right
 // away, all of them before waiting on any.
-void Runtime::launch(std::shared_ptr<Batch> batch, std::vector<Request>& requests,
-                     size_t run_by_caller) {
-  begin_flight();
+void Runtime::launch(const std::shared_ptr<Batch>& batch, std::vector<Request>& requests,
+                     size_t run_by_caller, bool wait_device_here) noexcept {
   batch->runtime = this;
-  batch->results.resize(requests.size());
   batch->remaining = requests.size();
   std::vector<DeviceJob> device;
   for (size_t i = 0; i < requests.size(); ++i) {
     if (i == run_by_caller) continue;
-    const size_t m = requests[i].model;
-    std::shared_ptr<Model> model;
-    SchedParams params;
-    CoreMask mask;
     try {
-      std::lock_guard lock(mu_);  // one consistent read of the model and its parameters
-      check_open();
-      model = models_[m];
-      params = sched_[m];
-      mask = masks_[m];
+      const size_t m = requests[i].model;
+      std::shared_ptr<Model> model;
+      SchedParams params;
+      CoreMask mask;
+      {
+        std::lock_guard lock(mu_);  // one consistent read of the model and its parameters
+        check_open();
+        model = models_[m];
+        params = sched_[m];
+        mask = masks_[m];
+      }
+      if (engines_[m]->hardware_scheduled()) {
+        device.push_back({i, std::move(model), params, std::move(requests[i])});
+        continue;
+      }
+      Scheduler::Task task;
+      task.priority = params.priority;
+      task.custom_id = params.custom_id;
+      task.mask = mask;
+      task.preemptive = params.priority >= kPreemptivePriority;
+      task.owner = this;
+      task.group = batch.get();
+      auto queued_at = Clock::now();
+      task.run = [batch, model, queued_at, i, req = std::move(requests[i])](int core) {
+        if (!batch->begin_part()) {
+          batch->finish_part(batch->cancel_reason);
+          return;
+        }
+        Result& r = batch->results[i];
+        r.timings.queued_us = micros_between(queued_at, Clock::now());
+        r.timings.core = core;
+        std::exception_ptr error;
+        try {
+          r.outputs = model->infer(req.inputs, r.timings);
+        } catch (...) {
+          error = std::current_exception();
+        }
+        batch->finish_part(error);
+      };
+      task.cancel = [batch](std::exception_ptr why) { batch->finish_part(why); };
+      Scheduler::instance().submit(std::move(task));
     } catch (...) {
       batch->finish_part(std::current_exception());
-      continue;
     }
-    if (engines_[m]->hardware_scheduled()) {
-      device.push_back({i, std::move(model), params, std::move(requests[i])});
-      continue;
-    }
-    Scheduler::Task task;
-    task.priority = params.priority;
-    task.custom_id = params.custom_id;
-    task.mask = mask;
-    task.preemptive = params.priority >= kPreemptivePriority;
-    task.owner = this;
-    auto queued_at = Clock::now();
-    task.run = [batch, model, queued_at, i, req = std::move(requests[i])](int core) {
-      Result& r = batch->results[i];
-      r.timings.queued_us = micros_between(queued_at, Clock::now());
-      r.timings.core = core;
-      std::exception_ptr error;
-      try {
-        r.outputs = model->infer(req.inputs, r.timings);
-      } catch (...) {
-        error = std::current_exception();
-      }
-      batch->finish_part(error);
-    };
-    task.cancel = [batch](std::exception_ptr why) { batch->finish_part(why); };
-    Scheduler::instance().submit(std::move(task));
   }
-  if (!device.empty()) run_on_device(batch, device, /*wait_here=*/!batch->done);
+  if (device.empty()) return;
+  try {
+    run_on_device(batch, device, wait_device_here);
+  } catch (...) {
+    // run_on_device accounts for every job itself; this only guards the noexcept.
+  }
 }
 
 std::vector<OutputTensor> Runtime::input_buffers(size_t model) {
@@ -380,6 +515,14 @@ std::vector<OutputTensor> Runtime::input_buffers(size_t model) {
 }
 
 void Runtime::close() {
+  if (fork_generation() != fork_generation_) {
+    // In a child after fork(): the models' handles and memory are the parent's (a BPU buffer
+    // freed here would be freed in the driver the parent shares). Forget them instead; no lock
+    // either, since a parent thread may have held it.
+    if (!closed_) new std::vector<std::shared_ptr<Model>>(std::move(models_));
+    closed_ = true;
+    return;
+  }
   {
     std::lock_guard lock(mu_);
     if (closed_) return;

@@ -4,7 +4,9 @@
 #include <string>
 #include <system_error>
 
+#include "env.h"
 #include "errors.h"
+#include "fork_guard.h"
 #include "spin_wait.h"
 
 namespace hbm {
@@ -18,15 +20,34 @@ Scheduler::~Scheduler() { shutdown(); }
 Scheduler& Scheduler::instance() {
   // Never destroyed: worker threads may outlive static destruction order otherwise.
   // The bindings call shutdown() at interpreter exit.
-  static Scheduler* s = new Scheduler(default_cores());
+  static Scheduler* s = [] {
+    on_fork_child([] { instance().reset_after_fork(); });
+    return new Scheduler(default_cores());
+  }();
   return *s;
 }
 
+void Scheduler::reset_after_fork() noexcept {
+  // The workers, lanes and running tasks were the parent's; queued tasks wait for callers that
+  // do not exist here. All of it is left behind untouched (destroying a std::thread that names
+  // a parent thread would terminate); the child starts with an empty, stopped pool.
+  new (&resize_mu_) std::mutex();
+  new (&mu_) std::mutex();
+  new (&cv_) std::condition_variable();
+  new (&lane_cv_) std::condition_variable();
+  new (&idle_cv_) std::condition_variable();
+  new (&queue_) std::set<Entry*, Order>();
+  for (Core& c : cores_) new (&c) Core();
+  started_ = 0;
+  running_ = 0;
+  joining_ = false;
+}
+
 int Scheduler::default_cores() {
-  if (const char* env = std::getenv("HBM_RUNTIME_HOST_CORES")) {
+  if (auto env = env_value("HBM_RUNTIME_HOST_CORES")) {
     char* end = nullptr;
-    long n = std::strtol(env, &end, 10);
-    if (end != env && *end == '\0' && n >= 1 && n <= kMaxCores) return static_cast<int>(n);
+    long n = std::strtol(env->c_str(), &end, 10);
+    if (end != env->c_str() && *end == '\0' && n >= 1 && n <= kMaxCores) return static_cast<int>(n);
   }
   unsigned n = std::thread::hardware_concurrency();
   return n == 0 ? 1 : static_cast<int>(n > kMaxCores ? kMaxCores : n);
@@ -35,6 +56,11 @@ int Scheduler::default_cores() {
 int Scheduler::cores() const {
   std::lock_guard lock(mu_);
   return configured_;
+}
+
+int Scheduler::started() const {
+  std::lock_guard lock(mu_);
+  return started_;
 }
 
 void Scheduler::set_cores(int n) {
@@ -64,9 +90,19 @@ void Scheduler::set_cores(int n) {
 void Scheduler::start_workers_locked() {
   for (int c = started_; c < configured_; ++c) {
     cores_[c].stop = false;
-    cores_[c].worker = std::thread([this, c] { worker_loop(c); });
+    try {
+      cores_[c].worker = std::thread([this, c] { worker_loop(c); });
+    } catch (const std::system_error& e) {
+      if (c == 0)
+        throw EngineError(std::string("cannot start the host scheduler's first worker thread: ") +
+                              e.what(), -1);
+      // Run on the workers that exist: queued tasks bound to the missing ones fold onto them.
+      configured_ = c;
+      for (Entry* q : queue_) q->task.mask = fold_mask(q->task.mask, configured_);
+      break;
+    }
+    started_ = c + 1;
   }
-  started_ = configured_;
 }
 
 void Scheduler::stop_workers(int from, int to) {
@@ -79,8 +115,8 @@ void Scheduler::stop_workers(int from, int to) {
 void Scheduler::submit(Task task) {
   {
     std::lock_guard lock(mu_);
-    task.mask = fold_mask(task.mask, configured_);
     if (started_ < configured_ && !joining_) start_workers_locked();
+    task.mask = fold_mask(task.mask, configured_);
     if (task.preemptive && preempt_locked(task)) {
       lane_cv_.notify_all();
       return;
@@ -224,12 +260,22 @@ void Scheduler::worker_loop(int core) {
 }
 
 void Scheduler::cancel_owned(const void* owner) {
-  std::vector<Entry*> mine;
+  cancel_where(&Task::owner, owner,
+               std::make_exception_ptr(Cancelled("runtime closed before the task ran")));
+}
+
+size_t Scheduler::cancel_group(const void* group, std::exception_ptr why) {
+  return cancel_where(&Task::group, group, std::move(why));
+}
+
+size_t Scheduler::cancel_where(const void* Task::*field, const void* value, std::exception_ptr why) {
+  std::vector<Entry*> matched;
   {
     std::lock_guard lock(mu_);
+    matched.reserve(queue_.size());  // before erasing anything: no entry is lost to bad_alloc
     for (auto it = queue_.begin(); it != queue_.end();) {
-      if ((*it)->task.owner == owner) {
-        mine.push_back(*it);
+      if ((*it)->task.*field == value) {
+        matched.push_back(*it);
         it = queue_.erase(it);
       } else {
         ++it;
@@ -237,7 +283,9 @@ void Scheduler::cancel_owned(const void* owner) {
     }
   }
   idle_cv_.notify_all();
-  cancel_entries(mine, std::make_exception_ptr(Cancelled("runtime closed before the task ran")));
+  const size_t n = matched.size();
+  cancel_entries(matched, why);
+  return n;
 }
 
 void Scheduler::cancel_entries(std::vector<Entry*>& entries, std::exception_ptr why) {

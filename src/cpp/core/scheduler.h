@@ -27,6 +27,7 @@ class Scheduler {
     int64_t custom_id = 0;
     CoreMask mask = kAnyCore;
     const void* owner = nullptr;               // for cancel_owned()
+    const void* group = nullptr;               // for cancel_group(): one call's tasks
     bool preemptive = false;                   // may use a busy core's preemption lane
     std::function<void(int core)> run;         // must not throw
     std::function<void(std::exception_ptr)> cancel;  // called instead of run; must not throw
@@ -45,9 +46,12 @@ class Scheduler {
   static int default_cores();
 
   int cores() const;
+  // Worker threads running now (0 before the first submit and after shutdown()).
+  int started() const;
   // Resizes the pool. Queued tasks bound to cores that no longer exist fold onto the rest
   // (fold_mask), as new tasks do.
   void set_cores(int n);
+  // Throws when no worker thread exists and none can be started (the task is dropped).
   void submit(Task task);
   size_t queued() const;
 
@@ -57,6 +61,8 @@ class Scheduler {
 
   // Cancels every queued (not yet running) task of `owner`.
   void cancel_owned(const void* owner);
+  // Cancels every queued task of `group` with `why`; returns how many there were.
+  size_t cancel_group(const void* group, std::exception_ptr why);
 
   static constexpr int kMaxCores = 64;
 
@@ -91,8 +97,12 @@ class Scheduler {
   // First queued task that may run on `core`; needs the lock held.
   std::set<Entry*, Order>::iterator eligible_for(int core);
   void cancel_entries(std::vector<Entry*>& entries, std::exception_ptr why);
+  size_t cancel_where(const void* Task::*field, const void* value, std::exception_ptr why);
 
+  // Starts workers up to configured_; if a thread cannot be started, the pool shrinks to the
+  // workers that exist (throws only when there are none).
   void start_workers_locked();
+  void reset_after_fork() noexcept;
   // Stops and joins workers [from, to); the lock must not be held.
   void stop_workers(int from, int to);
 

@@ -4,6 +4,8 @@
 #include <cstdlib>
 #include <thread>
 
+#include "env.h"
+
 namespace hbm {
 
 // How long a thread that is about to sleep polls first: waking a sleeping thread costs tens
@@ -12,10 +14,10 @@ namespace hbm {
 // HBM_RUNTIME_SPIN_US overrides it (0 = never poll).
 inline std::chrono::microseconds spin_budget() {
   static const std::chrono::microseconds budget = [] {
-    if (const char* env = std::getenv("HBM_RUNTIME_SPIN_US")) {
+    if (auto env = env_value("HBM_RUNTIME_SPIN_US")) {
       char* end = nullptr;
-      long us = std::strtol(env, &end, 10);
-      if (end != env && *end == '\0' && us >= 0 && us <= 1000000)
+      long us = std::strtol(env->c_str(), &end, 10);
+      if (end != env->c_str() && *end == '\0' && us >= 0 && us <= 1000000)
         return std::chrono::microseconds(us);
     }
     return std::chrono::microseconds(100);

@@ -5,6 +5,7 @@
 
 #include "core/engine.h"
 #include "core/errors.h"
+#include "core/fork_guard.h"
 #include "engines/openvino/ov_engine.h"
 #ifdef HBM_HAVE_UCP
 #include "engines/ucp/ucp_engine.h"
@@ -19,9 +20,12 @@ struct Slot {
   std::unique_ptr<Engine> (*make)();
   bool device;  // small vendor libraries, loaded to report `version` (host engines are not)
   Engine* engine = nullptr;
+  uint64_t generation = 0;  // fork_generation() when the engine was created
 };
 
 std::mutex g_mu;
+// A thread of the parent may have held the lock at fork(): the child starts with a free one.
+const bool g_fork_reset = (on_fork_child([] { new (&g_mu) std::mutex(); }), true);
 Slot g_slots[] = {
     {"openvino", ".onnx", &make_openvino_engine, false},
 #ifdef HBM_HAVE_UCP
@@ -41,13 +45,26 @@ bool ends_with(const std::string& s, std::string_view suffix) {
 
 Engine& get(Slot& slot) {
   // Creating an engine dlopens its libraries; a failure leaves the slot empty to retry.
-  if (!slot.engine) slot.engine = slot.make().release();
+  if (!slot.engine) {
+    slot.engine = slot.make().release();
+    slot.generation = fork_generation();
+  }
+  // A device library initialised by the parent holds the parent's driver state (open device,
+  // mapped sysmem, its threads): a forked child must not use it.
+  if (slot.device && slot.generation != fork_generation())
+    throw EngineUnavailable(
+        "the " + std::string(slot.name) + " engine (" + std::string(slot.extension) +
+        " models) was initialised in a parent process before fork(), and its device libraries "
+        "cannot be shared with a child: load " + std::string(slot.extension) + " models in a "
+        "process started with the 'spawn' method of multiprocessing, or in a child forked "
+        "before the parent loaded any");
   return *slot.engine;
 }
 
 }  // namespace
 
 Engine& engine_for(const std::string& file, std::string_view forced) {
+  (void)g_fork_reset;
   std::lock_guard lock(g_mu);
   std::string known;
   for (auto& slot : g_slots) {

@@ -10,7 +10,7 @@
 #include "arrays.h"
 #include "core/errors.h"
 #include "core/runtime.h"
-#include "core/waiter_pool.h"
+#include "core/fixed_pool.h"
 #include "errors.h"
 
 namespace nb = nanobind;
@@ -21,6 +21,8 @@ namespace {
 
 // RunResult (a dict subclass defined in Python), set once at import.
 nb::handle g_result_type;
+// threading.main_thread().ident: the thread Python delivers signals (Ctrl-C) to.
+unsigned long g_main_thread = 0;
 
 // Timings of one run, turned into dicts only if someone looks.
 struct RunTimings {
@@ -147,29 +149,82 @@ nb::object make_result(const Runtime& rt, const std::vector<size_t>& models,
   return res;
 }
 
-nb::object run(Runtime& rt, nb::handle x, nb::handle model_name) {
+// What an interrupted run() leaves behind: the inputs its running parts still read, released
+// (under the GIL) once they are done.
+struct DetachedInputs final : PoolJob {
+  KeepAlive keep;
+  nb::object runtime;
+  void run() noexcept override {
+    {
+      nb::gil_scoped_acquire gil;
+      keep.clear();
+      runtime.reset();
+    }
+    delete this;
+  }
+};
+
+nb::object run(nb::handle self, nb::handle x, nb::handle model_name) {
+  Runtime& rt = nb::cast<Runtime&>(self);
   ParsedRun parsed = parse_run(rt, x, model_name);
   std::vector<Runtime::Result> results;
-  {
+  if (PyThread_get_thread_ident() != g_main_thread) {
     nb::gil_scoped_release release;
     results = rt.run(std::move(parsed.requests));
+  } else {
+    // Python runs signal handlers on the main thread only, and only between bytecodes: poll
+    // them while waiting, so Ctrl-C stops a run queued behind other work or a slow device.
+    Runtime::WaitControl control;
+    control.interrupted = [] {
+      nb::gil_scoped_acquire gil;
+      return PyErr_CheckSignals() != 0;  // the handler's exception stays set for below
+    };
+    control.detach = [&] {
+      auto inputs = std::make_unique<DetachedInputs>();
+      {
+        nb::gil_scoped_acquire gil;
+        inputs->keep = std::move(parsed.keep);
+        inputs->runtime = nb::borrow(self);
+      }
+      PoolJob* job = inputs.release();
+      return Runtime::Done([job](std::vector<Runtime::Result>*, std::exception_ptr) {
+        if (!FixedPool::completions().post(job)) job->run();
+      });
+    };
+    try {
+      nb::gil_scoped_release release;
+      results = rt.run(std::move(parsed.requests), &control);
+    } catch (const Interrupted&) {
+      throw nb::python_error();  // KeyboardInterrupt (or whatever the handler raised)
+    }
   }
   return make_result(rt, parsed.models, results);
 }
 
-// State of one run_async() call; its Python references are dropped under the GIL.
-struct AsyncCall {
+// State of one run_async() call, from the call until its callback ran. A pool job, so that
+// completing it never needs memory: it is allocated when the call is made.
+struct AsyncCall final : PoolJob {
   Runtime* rt = nullptr;  // alive as long as `runtime` is
   nb::object runtime;     // keeps the runtime alive until the call completes
   nb::object callback;    // callback(result, exception)
   std::vector<size_t> models;
   KeepAlive keep;
+  std::vector<Runtime::Result> results;
+  std::exception_ptr error;
 
-  void complete(std::vector<Runtime::Result>* results, std::exception_ptr error) {
-    nb::gil_scoped_acquire gil;
+  // Runs on a completion thread (or, if none can be had, on the thread that finished).
+  void run() noexcept override {
+    {
+      nb::gil_scoped_acquire gil;
+      complete();
+    }
+    delete this;
+  }
+
+  void complete() noexcept {
     nb::object result = nb::none(), exc = nb::none();
     try {
-      if (!error) result = make_result(*rt, models, *results);
+      if (!error) result = make_result(*rt, models, results);
     } catch (...) {
       error = std::current_exception();  // e.g. MemoryError while building the arrays
     }
@@ -177,39 +232,59 @@ struct AsyncCall {
       if (error) exc = to_python_exception(error);
     } catch (const std::exception& e) {
       exc = nb::borrow(PyExc_RuntimeError)(e.what());
+    } catch (...) {
     }
     try {
       callback(result, exc);
     } catch (nb::python_error& e) {
       e.discard_as_unraisable("hbm_runtime run_async callback");
+    } catch (...) {
     }
+    results.clear();
     keep.clear();
     callback.reset();
     runtime.reset();  // may destroy the runtime: last
   }
 };
 
-void run_async(nb::handle self, nb::handle x, nb::handle model_name, nb::object callback) {
-  auto call = std::make_shared<AsyncCall>();
-  call->rt = &nb::cast<Runtime&>(self);
-  ParsedRun parsed = parse_run(*call->rt, x, model_name);
-  call->runtime = nb::borrow(self);
-  call->callback = std::move(callback);
-  call->models = std::move(parsed.models);
-  call->keep = std::move(parsed.keep);
-  Runtime* rt = call->rt;
-  // Completion needs the GIL: it runs on a waiter thread, so that a host core is free for
-  // the next task at once instead of queueing for the GIL.
+// An async call as Python sees it: Future.cancel() and running() ask it.
+struct CallHandle {
+  std::shared_ptr<Runtime::Call> call;
+};
+
+CallHandle run_async(nb::handle self, nb::handle x, nb::handle model_name, nb::object callback) {
+  auto owned = std::make_unique<AsyncCall>();
+  owned->rt = &nb::cast<Runtime&>(self);
+  ParsedRun parsed = parse_run(*owned->rt, x, model_name);
+  owned->runtime = nb::borrow(self);
+  owned->callback = std::move(callback);
+  owned->models = std::move(parsed.models);
+  owned->keep = std::move(parsed.keep);
+  Runtime* rt = owned->rt;
+  AsyncCall* call = owned.get();
+  // Completion needs the GIL: it runs on a completion thread, so that a host core is free
+  // for the next task at once instead of queueing for the GIL.
   Runtime::Done done = [call](std::vector<Runtime::Result>* results, std::exception_ptr error) {
-    auto owned = std::make_shared<std::vector<Runtime::Result>>();
-    if (results) *owned = std::move(*results);
-    WaiterPool::instance().post([call, owned, error] {
-      call->complete(error ? nullptr : owned.get(), error);
-    });
+    if (results) call->results = std::move(*results);
+    call->error = error;
+    if (!FixedPool::completions().post(call)) call->run();
   };
-  // Device models are submitted (inputs copied, caches flushed) before this returns.
-  nb::gil_scoped_release release;
-  rt->run_async(std::move(parsed.requests), std::move(done));
+  CallHandle handle;
+  {
+    // Device models are submitted (inputs copied, caches flushed) before this returns.
+    nb::gil_scoped_release release;
+    handle.call = rt->run_async(std::move(parsed.requests), std::move(done));  // throws: nothing started
+  }
+  owned.release();  // from here on, the call's completion owns it
+  return handle;
+}
+
+// Model index of the private accessors, checked (they are callable from Python).
+size_t checked_model(const Runtime& rt, size_t model) {
+  if (model >= rt.model_count())
+    throw InvalidArgument("model index " + std::to_string(model) + " is out of range: " +
+                          std::to_string(rt.model_count()) + " model(s) loaded");
+  return model;
 }
 
 nb::tuple quant_tuple(const QuantInfo& q) {
@@ -233,6 +308,7 @@ nb::str desc_text(const std::string& desc) {
 
 // (name, desc, dtype, shape, strides, (quant_type, scale, zero_point, axis)) per tensor.
 nb::list tensor_infos(const Runtime& rt, size_t m, bool outputs) {
+  checked_model(rt, m);
   nb::list out;
   for (const auto& t : outputs ? rt.info(m).outputs : rt.info(m).inputs)
     out.append(nb::make_tuple(t.name, desc_text(t.desc), t.dtype, nb::cast(t.shape), nb::cast(t.strides),
@@ -249,6 +325,12 @@ void bind_runtime(nb::module_& m) {
     type.inc_ref();  // held for the life of the process
     g_result_type = type;
   });
+  m.def("_set_main_thread", [](unsigned long ident) { g_main_thread = ident; });
+
+  nb::class_<CallHandle>(m, "_Call")
+      .def("cancel", [](CallHandle& h) { return h.call->cancel(); },
+           "Cancels the call if none of its work started yet; False otherwise.")
+      .def("started", [](const CallHandle& h) { return h.call->started(); });
 
   nb::class_<Runtime>(m, "_Runtime")
       .def(nb::init<const std::vector<std::string>&, std::string_view>(), "model_files"_a,
@@ -259,7 +341,8 @@ void bind_runtime(nb::module_& m) {
              for (size_t i = 0; i < rt.model_count(); ++i) names.push_back(rt.info(i).name);
              return names;
            })
-      .def("_model_desc", [](const Runtime& rt, size_t i) { return desc_text(rt.info(i).desc); })
+      .def("_model_desc",
+           [](const Runtime& rt, size_t i) { return desc_text(rt.info(checked_model(rt, i)).desc); })
       .def("_file_descs",
            [](const Runtime& rt) {
              std::vector<std::pair<std::string, nb::str>> out;
@@ -274,7 +357,7 @@ void bind_runtime(nb::module_& m) {
                    "typing.Any, int]]]"))
       .def("_sched",
            [](const Runtime& rt, size_t i) {
-             SchedParams p = rt.sched(i);
+             SchedParams p = rt.sched(checked_model(rt, i));
              return std::make_tuple(p.priority, p.custom_id, p.bpu_cores, p.device_id);
            })
       .def("_set_sched",
@@ -282,6 +365,7 @@ void bind_runtime(nb::module_& m) {
                                                         int64_t>>& updates) {
              std::vector<std::pair<size_t, SchedParams>> parsed;
              for (const auto& [m, prio, cid, cores, dev] : updates) {
+               checked_model(rt, m);
                const std::string who = "model '" + rt.info(m).name + "'";
                auto narrow = [&](int64_t v, const char* what) {
                  if (v < INT32_MIN || v > INT32_MAX)
@@ -317,10 +401,12 @@ void bind_runtime(nb::module_& m) {
           },
           "model_name"_a = nb::none())
       .def("close", &Runtime::close, nb::call_guard<nb::gil_scoped_release>(),
-           "Releases the models once their running inferences finish. Queued tasks are "
-           "cancelled: their run_async futures become cancelled right after, on a completion "
-           "thread. Later runs raise RuntimeClosedError; closing again does nothing.")
-      .def_prop_ro("closed", &Runtime::closed);
+           "Releases the models once every running inference finished (runs on the calling "
+           "thread included). Queued tasks are cancelled: their run_async futures become "
+           "cancelled right after, on a completion thread. Later runs raise "
+           "RuntimeClosedError; closing again does nothing.")
+      .def_prop_ro("closed", &Runtime::closed)
+      .def("_in_flight", &Runtime::in_flight);
 }
 
 }  // namespace hbm::py

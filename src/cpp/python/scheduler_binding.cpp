@@ -3,13 +3,14 @@
 #include <mutex>
 
 #include <nanobind/stl/pair.h>
+#include <nanobind/stl/tuple.h>
 #include <nanobind/stl/string.h>
 #include <nanobind/stl/vector.h>
 
 #include "core/engine.h"
 #include "core/errors.h"
 #include "core/scheduler.h"
-#include "core/waiter_pool.h"
+#include "core/fixed_pool.h"
 #include "runtime_binding.h"
 
 namespace nb = nanobind;
@@ -68,9 +69,15 @@ void bind_scheduler(nb::module_& m) {
   m.def("host_cores", [] { return Scheduler::instance().cores(); },
         "Number of virtual cores of the host scheduler.");
   m.def("_queued", [] { return Scheduler::instance().queued(); });
+  m.def("_pool_threads", [] {
+          return std::make_tuple(Scheduler::instance().started(), FixedPool::completions().threads(),
+                                 FixedPool::device_waits().threads());
+        },
+        "(host workers, completion threads, device-wait threads) running now.");
   m.def("_shutdown", [] {
           Scheduler::instance().shutdown();
-          WaiterPool::instance().shutdown();
+          FixedPool::device_waits().shutdown();
+          FixedPool::completions().shutdown();
         },
         nb::call_guard<nb::gil_scoped_release>());
   m.def("_engine_versions", &loaded_engine_versions, "probe_devices"_a = false);

@@ -1,12 +1,14 @@
 #include "ov_api.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cstdlib>
 #include <filesystem>
 #include <mutex>
 #include <string>
 #include <vector>
 
+#include "core/env.h"
 #include "core/errors.h"
 
 namespace hbm::ov {
@@ -32,14 +34,14 @@ void add_candidates(const std::filesystem::path& dir, std::vector<std::string>& 
 
 std::vector<std::string> candidates() {
   std::vector<std::string> out;
-  if (const char* dir = std::getenv("HBM_OPENVINO_LIB_DIR"); dir && *dir) {
-    add_candidates(dir, out);
-    if (out.empty()) out.push_back(std::string(dir) + "/libopenvino_c.so");
+  if (auto dir = env_value("HBM_OPENVINO_LIB_DIR"); dir && !dir->empty()) {
+    add_candidates(*dir, out);
+    if (out.empty()) out.push_back(*dir + "/libopenvino_c.so");
     return out;  // an explicit override is the only place we look
   }
   // Set by the Python package: <site-packages>/openvino/libs of the installed wheel.
-  if (const char* dir = std::getenv("HBM_RUNTIME_OPENVINO_PACKAGE_LIBS"); dir && *dir)
-    add_candidates(dir, out);
+  if (auto dir = env_value("HBM_RUNTIME_OPENVINO_PACKAGE_LIBS"); dir && !dir->empty())
+    add_candidates(*dir, out);
   out.push_back("libopenvino_c.so");
   return out;
 }
@@ -67,6 +69,11 @@ Api load() {
   lib.bind(a.partial_shape_free, "ov_partial_shape_free");
   lib.bind(a.core_compile_model, "ov_core_compile_model");
   lib.bind(a.compiled_model_free, "ov_compiled_model_free");
+  lib.bind(a.compiled_model_inputs_size, "ov_compiled_model_inputs_size");
+  lib.bind(a.compiled_model_outputs_size, "ov_compiled_model_outputs_size");
+  lib.bind(a.compiled_model_input_by_index, "ov_compiled_model_input_by_index");
+  lib.bind(a.compiled_model_output_by_index, "ov_compiled_model_output_by_index");
+  lib.bind(a.port_get_element_type, "ov_port_get_element_type");
   lib.bind(a.create_infer_request, "ov_compiled_model_create_infer_request");
   lib.bind(a.infer_request_free, "ov_infer_request_free");
   lib.bind(a.set_input_tensor_by_index, "ov_infer_request_set_input_tensor_by_index");
@@ -76,6 +83,8 @@ Api load() {
   lib.bind(a.tensor_create_from_host_ptr, "ov_tensor_create_from_host_ptr");
   lib.bind(a.tensor_get_shape, "ov_tensor_get_shape");
   lib.bind(a.tensor_data, "ov_tensor_data");
+  lib.bind(a.tensor_get_element_type, "ov_tensor_get_element_type");
+  lib.bind(a.tensor_get_byte_size, "ov_tensor_get_byte_size");
   lib.bind(a.tensor_free, "ov_tensor_free");
   lib.bind(a.shape_create, "ov_shape_create");
   lib.bind(a.shape_free, "ov_shape_free");
@@ -91,10 +100,16 @@ Api load() {
 }  // namespace
 
 const Api& api() {
+  // Every OpenVINO call goes through here: after the first load, no lock.
+  static std::atomic<const Api*> ready{nullptr};
+  if (const Api* a = ready.load(std::memory_order_acquire)) return *a;
   static std::mutex mu;
   static std::unique_ptr<Api> loaded;
   std::lock_guard lock(mu);
-  if (!loaded) loaded = std::make_unique<Api>(load());
+  if (!loaded) {
+    loaded = std::make_unique<Api>(load());  // throws, leaving it to load next time
+    ready.store(loaded.get(), std::memory_order_release);
+  }
   return *loaded;
 }
 
@@ -106,6 +121,11 @@ bool sets_message(Status status) {
   return status == -1 || status == -2 || status == -8 || status == -13 || status == -17;
 }
 }  // namespace
+
+std::shared_mutex& call_mutex() {
+  static std::shared_mutex* mu = new std::shared_mutex();  // never destroyed: used at exit
+  return *mu;
+}
 
 void check(Status status, const std::string& what) {
   if (status == 0) return;
@@ -124,20 +144,14 @@ void check(Status status, const std::string& what) {
                     status, detail.empty() ? name : detail);
 }
 
-std::optional<std::vector<int64_t>> port_shape(const ModelGraph& model, bool output, size_t index,
-                                               const std::string& what) {
-  const Api& a = api();
-  Port* raw = nullptr;
-  check(output ? a.model_const_output_by_index(&model, index, &raw)
-               : a.model_const_input_by_index(&model, index, &raw),
-        "finding " + what);
-  Owned<Port> port(raw);
+namespace {
+std::optional<std::vector<int64_t>> shape_of(const Port& port, const std::string& what) {
   PartialShape ps{{0, 0}, nullptr};
   struct FreeDims {
     PartialShape& ps;
     ~FreeDims() { api().partial_shape_free(&ps); }
   } free_dims{ps};
-  check(a.port_get_partial_shape(port.get(), &ps), "reading the shape of " + what);
+  check(api().port_get_partial_shape(&port, &ps), "reading the shape of " + what);
   if (ps.rank.min != ps.rank.max || ps.rank.max < 0 || (ps.rank.max > 0 && !ps.dims))
     return std::nullopt;
   std::vector<int64_t> dims(static_cast<size_t>(ps.rank.max));
@@ -146,6 +160,40 @@ std::optional<std::vector<int64_t>> port_shape(const ModelGraph& model, bool out
     dims[i] = d.min == d.max && d.max >= 0 ? d.max : -1;  // a bounded range is dynamic too
   }
   return dims;
+}
+}  // namespace
+
+std::optional<std::vector<int64_t>> port_shape(const ModelGraph& model, bool output, size_t index,
+                                               const std::string& what) {
+  const Api& a = api();
+  Port* raw = nullptr;
+  check(output ? a.model_const_output_by_index(&model, index, &raw)
+               : a.model_const_input_by_index(&model, index, &raw),
+        "finding " + what);
+  Owned<Port> port(raw);
+  return shape_of(*port, what);
+}
+
+size_t compiled_port_count(const CompiledModel& model, bool output) {
+  size_t n = 0;
+  check(output ? api().compiled_model_outputs_size(&model, &n)
+               : api().compiled_model_inputs_size(&model, &n),
+        output ? "counting compiled outputs" : "counting compiled inputs");
+  return n;
+}
+
+PortFacts compiled_port(const CompiledModel& model, bool output, size_t index,
+                        const std::string& what) {
+  const Api& a = api();
+  Port* raw = nullptr;
+  check(output ? a.compiled_model_output_by_index(&model, index, &raw)
+               : a.compiled_model_input_by_index(&model, index, &raw),
+        "finding " + what + " in the compiled model");
+  Owned<Port> port(raw);
+  PortFacts facts;
+  check(a.port_get_element_type(port.get(), &facts.type), "reading the element type of " + what);
+  facts.shape = shape_of(*port, what);
+  return facts;
 }
 
 ElementType element_type(DataType t) {
@@ -163,6 +211,23 @@ ElementType element_type(DataType t) {
     case DataType::U32: return 18;
     case DataType::U64: return 19;
     default: return -1;  // S4/U4: OpenVINO packs two per byte
+  }
+}
+
+std::optional<DataType> from_element_type(ElementType t) {
+  for (DataType d : {DataType::BOOL8, DataType::F16, DataType::F32, DataType::F64, DataType::S8,
+                     DataType::S16, DataType::S32, DataType::S64, DataType::U8, DataType::U16,
+                     DataType::U32, DataType::U64})
+    if (element_type(d) == t) return d;
+  return std::nullopt;
+}
+
+std::string element_type_name(ElementType t) {
+  if (auto d = from_element_type(t)) return std::string(traits(*d).numpy_name);
+  switch (t) {
+    case 0: return "undefined";
+    case 2: return "bf16";
+    default: return "OpenVINO element type " + std::to_string(t);
   }
 }
 

@@ -5,6 +5,8 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <mutex>
+#include <shared_mutex>
 #include <string>
 #include <vector>
 
@@ -60,6 +62,11 @@ struct Api {
   Status (*core_compile_model)(const Core*, const ModelGraph*, const char* device,
                                size_t property_args, CompiledModel**, ...);
   void (*compiled_model_free)(CompiledModel*);
+  Status (*compiled_model_inputs_size)(const CompiledModel*, size_t*);
+  Status (*compiled_model_outputs_size)(const CompiledModel*, size_t*);
+  Status (*compiled_model_input_by_index)(const CompiledModel*, size_t, Port**);
+  Status (*compiled_model_output_by_index)(const CompiledModel*, size_t, Port**);
+  Status (*port_get_element_type)(const Port*, ElementType*);
   Status (*create_infer_request)(const CompiledModel*, InferRequest**);
   void (*infer_request_free)(InferRequest*);
   Status (*set_input_tensor_by_index)(InferRequest*, size_t, const Tensor*);
@@ -69,6 +76,8 @@ struct Api {
   Status (*tensor_create_from_host_ptr)(ElementType, Shape, void*, Tensor**);
   Status (*tensor_get_shape)(const Tensor*, Shape*);
   Status (*tensor_data)(const Tensor*, void**);
+  Status (*tensor_get_element_type)(const Tensor*, ElementType*);
+  Status (*tensor_get_byte_size)(const Tensor*, size_t*);
   void (*tensor_free)(Tensor*);
   Status (*shape_create)(int64_t rank, const int64_t* dims, Shape*);
   Status (*shape_free)(Shape*);
@@ -83,13 +92,45 @@ const Api& api();
 // Throws EngineError with OpenVINO's own message when `status` is not OK.
 void check(Status status, const std::string& what);
 
+// Runs an OpenVINO call that may fail with a message. OpenVINO keeps one last-error message per
+// process, so a concurrent failure could overwrite ours before we read it: a failing call is
+// run once more while no other call of ours is in flight, and only that failure's message is
+// read. Throws EngineError naming what(), which is only built on failure.
+std::shared_mutex& call_mutex();
+template <class Call, class What>
+void call(Call&& fn, What&& what) {
+  Status status;
+  {
+    std::shared_lock lock(call_mutex());
+    status = fn();
+  }
+  if (status == 0) return;
+  std::unique_lock lock(call_mutex());
+  status = fn();
+  if (status != 0) check(status, what());
+}
+
 // The shape OpenVINO inferred for input or output `index` of a model read from file: -1 for
 // a dynamic dim, nullopt when even the rank is dynamic. `what` names the tensor for errors.
 std::optional<std::vector<int64_t>> port_shape(const ModelGraph& model, bool output, size_t index,
                                                const std::string& what);
 
+// What the compiled model computes for input or output `index`: its element type and shape
+// (as port_shape). This, not the file's declaration, is what an inference produces.
+struct PortFacts {
+  ElementType type = 0;
+  std::optional<std::vector<int64_t>> shape;
+};
+size_t compiled_port_count(const CompiledModel& model, bool output);
+PortFacts compiled_port(const CompiledModel& model, bool output, size_t index,
+                        const std::string& what);
+
 // OpenVINO's element type for ours; -1 when OpenVINO cannot hold it as one byte per item.
 ElementType element_type(DataType t);
+// Ours for OpenVINO's; nullopt for types we have no equivalent of (bf16, packed 4-bit, ...).
+std::optional<DataType> from_element_type(ElementType t);
+// "f32", "bf16", ... for messages.
+std::string element_type_name(ElementType t);
 
 // unique_ptr deleters that call the matching *_free.
 struct Free {

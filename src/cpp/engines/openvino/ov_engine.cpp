@@ -13,8 +13,9 @@ namespace {
 class OvEngine final : public Engine {
  public:
   OvEngine() {
+    hide_topology_from_tbb();
     ov::Core* raw = nullptr;
-    ov::check(ov::api().core_create(&raw), "ov_core_create");
+    ov::call([&] { return ov::api().core_create(&raw); }, [] { return std::string("ov_core_create"); });
     core_.reset(raw);
   }
   std::string_view name() const override { return "openvino"; }

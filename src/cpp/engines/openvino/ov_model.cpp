@@ -1,11 +1,13 @@
 #include "ov_model.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <mutex>
 
+#include "core/env.h"
 #include "core/errors.h"
 #include "core/scheduler.h"
 #include "onnx_reader.h"
@@ -53,15 +55,32 @@ constexpr size_t kIdleSlots = 4;
 ov::Owned<ov::CompiledModel> compile(const ov::Core& core, const ov::ModelGraph& graph,
                                      const ModelInfo& info);
 
+// Bytes of a dense tensor of `shape`; throws when that does not fit in memory's address range.
+size_t checked_bytes(const std::vector<int64_t>& shape, DataType dtype, const std::string& what) {
+  size_t bytes = element_size(dtype);
+  for (int64_t d : shape)
+    if (d < 0 || __builtin_mul_overflow(bytes, static_cast<size_t>(d), &bytes))
+      throw InvalidArgument(what + ": shape " + format_shape(shape) + " is too large");
+  return bytes;
+}
+
+// How each output reaches the caller. Static outputs are written by OpenVINO straight into
+// memory we hand out. The others are copied out of OpenVINO's own tensor after the run:
+// outputs whose shape is only known then, and outputs that are a graph input passed through
+// (OpenVINO's tensor for those is the input's memory, and binding our own buffer to them
+// makes it write into the caller's input).
+struct OutputPlan {
+  bool bound = false;
+  bool unranked = false;  // even the rank is known only after a run; metadata shape is []
+};
+
 class OvModel final : public Model {
  public:
-  // unranked_out[i]: the rank of output i is unknown until a run, its metadata shape is [].
+  // `info` already holds what the compiled model computes (reconcile_with_compiled).
   OvModel(ModelInfo info, const ov::Core& core, ov::Owned<ov::ModelGraph> graph,
-          const std::vector<bool>& unranked_out)
-      : info_(std::move(info)), core_(core), graph_(std::move(graph)) {
-    for (size_t i = 0; i < info_.outputs.size(); ++i)
-      static_out_.push_back(!unranked_out[i] && !info_.outputs[i].has_dynamic_dims());
-    replicas_.push_back(std::make_unique<Replica>(Replica{compile(core_, *graph_, info_)}));
+          ov::Owned<ov::CompiledModel> compiled, std::vector<OutputPlan> plans)
+      : info_(std::move(info)), core_(core), graph_(std::move(graph)), plans_(std::move(plans)) {
+    replicas_.push_back(std::make_unique<Replica>(Replica{std::move(compiled)}));
     free_.push_back(make_slot(replicas_[0].get()));  // fail at load, not at first run
   }
 
@@ -74,7 +93,8 @@ class OvModel final : public Model {
     bind_inputs(*slot, inputs);
     bind_outputs(*slot);
     auto t1 = Clock::now();
-    ov::check(ov::api().infer(slot->request.get()), "inference of model '" + info_.name + "'");
+    ov::call([&] { return ov::api().infer(slot->request.get()); },
+             [&] { return "inference of model '" + info_.name + "'"; });
     auto t2 = Clock::now();
     std::vector<OutputTensor> outs = collect_outputs(*slot);
     auto t3 = Clock::now();
@@ -96,8 +116,8 @@ class OvModel final : public Model {
     auto slot = std::make_unique<RequestSlot>();
     slot->replica = replica;
     ov::InferRequest* raw = nullptr;
-    ov::check(ov::api().create_infer_request(replica->compiled.get(), &raw),
-              "creating an infer request for model '" + info_.name + "'");
+    ov::call([&] { return ov::api().create_infer_request(replica->compiled.get(), &raw); },
+             [&] { return "creating an infer request for model '" + info_.name + "'"; });
     slot->request.reset(raw);
     slot->in_tensors.resize(info_.inputs.size());
     slot->in_data.resize(info_.inputs.size(), nullptr);
@@ -176,12 +196,15 @@ class OvModel final : public Model {
       if (s.in_tensors[i] && s.in_data[i] == in.data && s.in_shapes[i] == in.shape) continue;
       ov::OwnedShape shape(in.shape);
       ov::Tensor* raw = nullptr;
-      ov::check(a.tensor_create_from_host_ptr(ov::element_type(in.dtype), shape.get(),
-                                              const_cast<void*>(in.data), &raw),
-                "wrapping input '" + info_.inputs[i].name + "'");
+      ov::call(
+          [&] {
+            return a.tensor_create_from_host_ptr(ov::element_type(in.dtype), shape.get(),
+                                                 const_cast<void*>(in.data), &raw);
+          },
+          [&] { return "wrapping input '" + info_.inputs[i].name + "'"; });
       ov::Owned<ov::Tensor> tensor(raw);
-      ov::check(a.set_input_tensor_by_index(s.request.get(), i, tensor.get()),
-                "binding input '" + info_.inputs[i].name + "' of model '" + info_.name + "'");
+      ov::call([&] { return a.set_input_tensor_by_index(s.request.get(), i, tensor.get()); },
+               [&] { return "binding input '" + info_.inputs[i].name + "' of model '" + info_.name + "'"; });
       s.in_tensors[i] = std::move(tensor);
       s.in_data[i] = in.data;
       s.in_shapes[i] = in.shape;
@@ -192,67 +215,94 @@ class OvModel final : public Model {
   // caller still holds is replaced, never reused.
   void bind_outputs(RequestSlot& s) {
     for (size_t i = 0; i < info_.outputs.size(); ++i) {
-      if (!static_out_[i] || (s.outputs[i].memory && s.outputs[i].memory.use_count() == 1)) continue;
+      if (!plans_[i].bound || (s.outputs[i].memory && s.outputs[i].memory.use_count() == 1)) continue;
       s.outputs[i] = new_output_buffer(i);
-      ov::check(ov::api().set_output_tensor_by_index(s.request.get(), i, s.outputs[i].tensor.get()),
-                "binding output '" + info_.outputs[i].name + "' of model '" + info_.name + "'");
+      ov::call(
+          [&] { return ov::api().set_output_tensor_by_index(s.request.get(), i, s.outputs[i].tensor.get()); },
+          [&] { return "binding output '" + info_.outputs[i].name + "' of model '" + info_.name + "'"; });
     }
   }
 
   OutputBuffer new_output_buffer(size_t i) {
     const TensorInfo& ti = info_.outputs[i];
-    size_t bytes = element_size(ti.dtype);
-    for (int64_t d : ti.shape) bytes *= static_cast<size_t>(d);
+    const size_t bytes = checked_bytes(ti.shape, ti.dtype, "output '" + ti.name + "'");
     OutputBuffer out;
     out.memory = std::make_shared<AlignedBuffer>(bytes);
     ov::OwnedShape shape(ti.shape);
     ov::Tensor* raw = nullptr;
-    ov::check(ov::api().tensor_create_from_host_ptr(ov::element_type(ti.dtype), shape.get(),
-                                                    out.memory->data(), &raw),
-              "allocating output '" + ti.name + "'");
+    ov::call(
+        [&] {
+          return ov::api().tensor_create_from_host_ptr(ov::element_type(ti.dtype), shape.get(),
+                                                       out.memory->data(), &raw);
+        },
+        [&] { return "allocating output '" + ti.name + "'"; });
     out.tensor.reset(raw);
     return out;
   }
 
   std::vector<OutputTensor> collect_outputs(RequestSlot& s) {
-    const ov::Api& a = ov::api();
     std::vector<OutputTensor> outs(info_.outputs.size());
     for (size_t i = 0; i < outs.size(); ++i) {
       const TensorInfo& ti = info_.outputs[i];
       OutputTensor& o = outs[i];
       o.dtype = ti.dtype;
-      if (static_out_[i]) {
+      if (plans_[i].bound) {
         const OutputBuffer& b = s.outputs[i];
         o.shape = ti.shape;
         o.data = b.memory->data();
         o.owner = b.memory;
       } else {
-        // Dynamic shape: OpenVINO owns the memory and may reallocate it next run: copy.
-        ov::Tensor* raw = nullptr;
-        ov::check(a.get_output_tensor_by_index(s.request.get(), i, &raw),
-                  "reading output '" + ti.name + "' of model '" + info_.name + "'");
-        ov::Owned<ov::Tensor> tensor(raw);
-        ov::OwnedShape shape;  // stays {0, nullptr} for a scalar
-        ov::check(a.tensor_get_shape(tensor.get(), shape.out()), "reading output shape");
-        o.shape = shape.dims();
-        void* src = nullptr;
-        ov::check(a.tensor_data(tensor.get(), &src), "reading output data");
-        size_t bytes = element_size(ti.dtype);
-        for (int64_t d : o.shape) bytes *= static_cast<size_t>(d);
-        auto buf = std::make_shared<AlignedBuffer>(bytes);
-        if (bytes) std::memcpy(buf->data(), src, bytes);
-        o.data = buf->data();
-        o.owner = std::move(buf);
+        copy_output(s, i, o);
       }
       o.strides = ti.dense_strides(o.shape);
     }
     return outs;
   }
 
+  // Copies output i out of OpenVINO's tensor (which it may reallocate next run, or which is
+  // an input's memory), checking that the tensor is what the metadata says and holds every
+  // byte copied.
+  void copy_output(RequestSlot& s, size_t i, OutputTensor& o) {
+    const ov::Api& a = ov::api();
+    const TensorInfo& ti = info_.outputs[i];
+    const std::string what = "output '" + ti.name + "' of model '" + info_.name + "'";
+    ov::Tensor* raw = nullptr;
+    ov::call([&] { return a.get_output_tensor_by_index(s.request.get(), i, &raw); },
+             [&] { return "reading " + what; });
+    ov::Owned<ov::Tensor> tensor(raw);
+    ov::ElementType type = 0;
+    ov::check(a.tensor_get_element_type(tensor.get(), &type), "reading the type of " + what);
+    if (type != ov::element_type(ti.dtype))
+      throw EngineError(what + ": OpenVINO produced " + ov::element_type_name(type) +
+                        ", expected " + std::string(traits(ti.dtype).numpy_name), -1);
+    ov::OwnedShape shape;  // stays {0, nullptr} for a scalar
+    ov::check(a.tensor_get_shape(tensor.get(), shape.out()), "reading the shape of " + what);
+    o.shape = shape.dims();
+    bool fits = plans_[i].unranked || o.shape.size() == ti.shape.size();
+    for (size_t d = 0; fits && d < o.shape.size() && !plans_[i].unranked; ++d)
+      fits = o.shape[d] >= 0 && (ti.shape[d] < 0 || ti.shape[d] == o.shape[d]);
+    if (!fits)
+      throw EngineError(what + ": OpenVINO produced shape " + format_shape(o.shape) +
+                        ", which does not match its shape " + format_shape(ti.shape), -1);
+    const size_t bytes = checked_bytes(o.shape, ti.dtype, what);
+    size_t held = 0;
+    ov::check(a.tensor_get_byte_size(tensor.get(), &held), "reading the size of " + what);
+    void* src = nullptr;
+    if (bytes) ov::check(a.tensor_data(tensor.get(), &src), "reading " + what);
+    if (bytes > held || (bytes && !src))
+      throw EngineError(what + ": OpenVINO's tensor holds " + std::to_string(held) +
+                        " bytes, its shape " + format_shape(o.shape) + " needs " +
+                        std::to_string(bytes), -1);
+    auto buf = std::make_shared<AlignedBuffer>(bytes);
+    if (bytes) std::memcpy(buf->data(), src, bytes);
+    o.data = buf->data();
+    o.owner = std::move(buf);
+  }
+
   ModelInfo info_;
   const ov::Core& core_;  // the engine's; lives as long as the process
   ov::Owned<ov::ModelGraph> graph_;  // kept to compile replicas
-  std::vector<bool> static_out_;  // written into buffers we bind before the run
+  std::vector<OutputPlan> plans_;  // per output
   std::mutex mu_;
   std::vector<std::unique_ptr<Replica>> replicas_;  // never shrinks: slots point into it
   std::vector<std::unique_ptr<RequestSlot>> free_;  // declared last: destroyed first
@@ -268,40 +318,73 @@ void check_supported(const ModelInfo& mi) {
                               ", which the host engine cannot run");
 }
 
-// The file declares no shape, so no rank, for these tensors: report the shape OpenVINO infers
-// through the graph instead, with -1 for its dynamic dims. Returns, per tensor, whether even
-// OpenVINO's rank is dynamic: the metadata shape then stays [] and a run returns whatever
-// shape the output has. An input of unknown rank is refused: OpenVINO's CPU plugin cannot
-// compile one (2026.4: "doesn't support Parameter operation with dynamic rank"), and a rank
+// Results are a dict keyed by output name, and inputs are fed by name: a graph that lists
+// one name twice cannot be run through this API.
+void check_unique_names(const ModelInfo& mi) {
+  for (const auto* list : {&mi.inputs, &mi.outputs})
+    for (size_t i = 0; i < list->size(); ++i)
+      for (size_t j = 0; j < i; ++j)
+        if ((*list)[i].name == (*list)[j].name)
+          throw InvalidArgument("model '" + mi.name + "': the graph lists " +
+                                (list == &mi.inputs ? "input '" : "output '") + (*list)[i].name +
+                                "' twice; hbm_runtime keys tensors by name, so each needs a "
+                                "name of its own");
+}
+
+// An input the file declares no shape for: OpenVINO's CPU plugin cannot compile an input of
+// unknown rank (2026.4: "doesn't support Parameter operation with dynamic rank"), and a rank
 // the metadata could not state would leave callers guessing.
-std::vector<bool> fill_undeclared_shapes(const ov::ModelGraph& graph, ModelInfo& info,
-                                         const std::vector<size_t>& indexes, bool outputs) {
-  std::vector<TensorInfo>& tensors = outputs ? info.outputs : info.inputs;
-  std::vector<bool> unranked(tensors.size());
-  const std::string role = outputs ? "output" : "input";
-  size_t count = 0;
-  if (!indexes.empty())
-    ov::check(outputs ? ov::api().model_outputs_size(&graph, &count)
-                      : ov::api().model_inputs_size(&graph, &count),
-              "counting the " + role + "s of model '" + info.file + "'");
-  for (size_t i : indexes) {
-    TensorInfo& t = tensors[i];
-    const std::string what = role + " '" + t.name + "' of model '" + info.file + "'";
-    if (i >= count)  // binding by index would be wrong anyway
-      throw InvalidArgument("model '" + info.file + "': OpenVINO sees " + std::to_string(count) +
-                            " " + role + "s where the file lists " +
+void refuse_unranked_inputs(const ModelInfo& info, const std::vector<size_t>& unranked) {
+  if (unranked.empty()) return;
+  throw InvalidArgument("input '" + info.inputs[unranked[0]].name + "' of model '" + info.file +
+                        "' declares no shape, and the host engine cannot run an input of "
+                        "unknown rank: declare its shape in the file (dims may be symbolic)");
+}
+
+// Trusts what the compiled model computes over what the file declares. Inputs must be taken as
+// declared. An output's type must be the one the graph computes (onnxruntime refuses such a
+// file too: a wrong declaration would have the caller misread every byte); its shape is
+// reported as OpenVINO infers it, -1 where only a run tells, whatever the file claims.
+std::vector<OutputPlan> reconcile_with_compiled(const ov::CompiledModel& compiled, ModelInfo& info) {
+  for (bool output : {false, true}) {
+    const auto& tensors = output ? info.outputs : info.inputs;
+    const size_t n = ov::compiled_port_count(compiled, output);
+    if (n != tensors.size())
+      throw InvalidArgument("model '" + info.name + "': OpenVINO compiles " + std::to_string(n) +
+                            (output ? " outputs" : " inputs") + " where the file lists " +
                             std::to_string(tensors.size()));
-    auto shape = ov::port_shape(graph, outputs, i, what);
-    if (!shape && !outputs)
-      throw InvalidArgument(what + " declares no shape, and the host engine cannot run an "
-                            "input of unknown rank: declare its shape in the file (dims may "
-                            "be symbolic)");
-    unranked[i] = !shape;
-    if (!shape) continue;
-    t.shape = std::move(*shape);
-    set_dense_strides(t, what + ": ");
   }
-  return unranked;
+  for (size_t i = 0; i < info.inputs.size(); ++i) {
+    const TensorInfo& t = info.inputs[i];
+    const std::string what = "input '" + t.name + "' of model '" + info.name + "'";
+    const ov::PortFacts facts = ov::compiled_port(compiled, false, i, what);
+    if (facts.type != ov::element_type(t.dtype))
+      throw InvalidArgument(what + ": declared " + std::string(traits(t.dtype).numpy_name) +
+                            ", but OpenVINO compiled it as " + ov::element_type_name(facts.type));
+  }
+  std::vector<OutputPlan> plans(info.outputs.size());
+  for (size_t i = 0; i < info.outputs.size(); ++i) {
+    TensorInfo& t = info.outputs[i];
+    const std::string what = "output '" + t.name + "' of model '" + info.name + "'";
+    const ov::PortFacts facts = ov::compiled_port(compiled, true, i, what);
+    const std::optional<DataType> computed = ov::from_element_type(facts.type);
+    if (!computed)
+      throw InvalidArgument(what + ": the graph computes " + ov::element_type_name(facts.type) +
+                            ", which the host engine cannot return");
+    if (*computed != t.dtype)
+      throw InvalidArgument(what + ": the file declares it " +
+                            std::string(traits(t.dtype).numpy_name) + ", but the graph computes " +
+                            std::string(traits(*computed).numpy_name) +
+                            "; correct the declaration in the file");
+    plans[i].unranked = !facts.shape;
+    t.shape = facts.shape.value_or(std::vector<int64_t>{});
+    set_dense_strides(t, what + ": ");
+    const bool passes_input_through =
+        std::any_of(info.inputs.begin(), info.inputs.end(),
+                    [&](const TensorInfo& in) { return in.name == t.name; });
+    plans[i].bound = facts.shape && !t.has_dynamic_dims() && !passes_input_through;
+  }
+  return plans;
 }
 
 }  // namespace
@@ -317,14 +400,17 @@ std::shared_ptr<Model> load_ov_model(const ov::Core& core, const std::string& fi
   info.file_desc = std::move(parsed.file_desc);
   check_supported(info);
 
+  check_unique_names(info);
+  refuse_unranked_inputs(info, parsed.unranked_inputs);
+
   ov::ModelGraph* graph_raw = nullptr;
-  ov::check(ov::api().core_read_model(&core, file.c_str(), nullptr, &graph_raw),
-            "reading model '" + file + "'");
+  ov::call([&] { return ov::api().core_read_model(&core, file.c_str(), nullptr, &graph_raw); },
+           [&] { return "reading model '" + file + "'"; });
   ov::Owned<ov::ModelGraph> graph(graph_raw);
-  fill_undeclared_shapes(*graph, info, parsed.unranked_inputs, false);
-  std::vector<bool> unranked_out =
-      fill_undeclared_shapes(*graph, info, parsed.unranked_outputs, true);
-  return std::make_shared<OvModel>(std::move(info), core, std::move(graph), unranked_out);
+  ov::Owned<ov::CompiledModel> compiled = compile(core, *graph, info);
+  std::vector<OutputPlan> plans = reconcile_with_compiled(*compiled, info);
+  return std::make_shared<OvModel>(std::move(info), core, std::move(graph), std::move(compiled),
+                                   std::move(plans));
 }
 
 namespace {
@@ -332,27 +418,32 @@ namespace {
 // inference sets the calling thread's CPU affinity on entry and restores it on exit (two
 // sched_setaffinity calls and one sched_getaffinity, about 15% of a small model's run).
 // hwloc does no binding on a topology loaded while HWLOC_THISSYSTEM=0, and TBB loads its
-// topology once, during the process's first compile, so the variable is set for that
-// compile only. A value the user set (HWLOC_THISSYSTEM=1 keeps the binding) is left alone.
-template <class Compile>
-ov::Status compile_without_tbb_binding(Compile&& compile) {
-  static std::mutex mu;
-  static bool topology_loaded = false;
-  std::unique_lock lock(mu);
-  if (topology_loaded || std::getenv("HWLOC_THISSYSTEM")) {
-    lock.unlock();
-    return compile();
-  }
-  struct Unset {
-    ~Unset() { unsetenv("HWLOC_THISSYSTEM"); }
-  };
-  setenv("HWLOC_THISSYSTEM", "0", 0);
-  Unset unset;
-  const ov::Status status = compile();
-  topology_loaded = status == 0;
-  return status;
+// topology once per process, so the variable is there from the engine's creation until the
+// first compile succeeds. A value the user set (HWLOC_THISSYSTEM=1 keeps the binding) is
+// left alone. setenv()/unsetenv() would race with getenv() in threads we do not control
+// (OpenVINO's own), so the entry is put once and then renamed in place, to a name of the same
+// length: nothing is moved or freed, a reader sees one name or the other.
+char g_hwloc_entry[] = "HWLOC_THISSYSTEM=0";
+constexpr char kRetiredName[] = "HBM_RT_HWLOC_OFF";  // what the entry is renamed to
+static_assert(sizeof(kRetiredName) == sizeof("HWLOC_THISSYSTEM"));
+std::atomic<bool> g_hwloc_put{false};
+
+void retire_hwloc_entry() {
+  if (!g_hwloc_put.exchange(false)) return;
+  env_edit([] { std::memcpy(g_hwloc_entry, kRetiredName, sizeof(kRetiredName) - 1); });
+}
+}  // namespace
+
+void hide_topology_from_tbb() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    if (env_value("HWLOC_THISSYSTEM")) return;
+    env_put(g_hwloc_entry);
+    g_hwloc_put = true;
+  });
 }
 
+namespace {
 ov::Owned<ov::CompiledModel> compile(const ov::Core& core, const ov::ModelGraph& graph,
                                      const ModelInfo& info) {
   // f32 so results match onnxruntime (the CPU default is bf16 on some CPUs). One stream of
@@ -364,15 +455,17 @@ ov::Owned<ov::CompiledModel> compile(const ov::Core& core, const ov::ModelGraph&
                                    [](const TensorInfo& t) { return t.has_dynamic_dims(); });
   const ov::Api& a = ov::api();
   ov::CompiledModel* raw = nullptr;
-  ov::Status status = compile_without_tbb_binding([&] {
-    return dynamic
-               ? a.core_compile_model(&core, &graph, "CPU", 6, &raw, "INFERENCE_PRECISION_HINT",
-                                      "f32", "NUM_STREAMS", "1", "ENABLE_CPU_PINNING", "NO")
-               : a.core_compile_model(&core, &graph, "CPU", 8, &raw, "INFERENCE_PRECISION_HINT",
-                                      "f32", "NUM_STREAMS", "1", "INFERENCE_NUM_THREADS", "1",
-                                      "ENABLE_CPU_PINNING", "NO");
-  });
-  ov::check(status, "compiling model '" + info.file + "'");
+  ov::call(
+      [&] {
+        return dynamic
+                   ? a.core_compile_model(&core, &graph, "CPU", 6, &raw, "INFERENCE_PRECISION_HINT",
+                                          "f32", "NUM_STREAMS", "1", "ENABLE_CPU_PINNING", "NO")
+                   : a.core_compile_model(&core, &graph, "CPU", 8, &raw, "INFERENCE_PRECISION_HINT",
+                                          "f32", "NUM_STREAMS", "1", "INFERENCE_NUM_THREADS", "1",
+                                          "ENABLE_CPU_PINNING", "NO");
+      },
+      [&] { return "compiling model '" + info.file + "'"; });
+  retire_hwloc_entry();  // TBB has loaded its topology
   return ov::Owned<ov::CompiledModel>(raw);
 }
 }  // namespace

@@ -44,7 +44,8 @@ YOLO = "yolov5x_672x672_nv12"
 YOLO_FILE = MODELS_DIR / f"{YOLO}.hbm"
 
 CONFIG_KEYS = ("cores", "latency_us", "hold", "fail_init", "fail_infer", "fail_submit",
-               "fail_wait", "fail_flush", "fail_malloc", "fail_release")
+               "fail_wait", "fail_flush", "fail_malloc", "fail_release", "stall",
+               "release_returns_early", "evict_dirty", "grow_props")
 LIVE_COUNTERS = ("live_sysmem", "live_sysmem_bytes", "live_tasks", "live_packed")
 
 # The double's own error codes (tests/ucp_double/README.md).
@@ -77,6 +78,11 @@ class DoubleBuild:
     def broken_dir(self) -> Path:
         return self.build_dir / "broken"
 
+    @property
+    def versioned_dir(self) -> Path:
+        """hbDNNGetVersion@CONFIG plus a different default version (dlvsym test)."""
+        return self.build_dir / "versioned"
+
 
 @functools.lru_cache(maxsize=None)
 def build_double(dims: int) -> DoubleBuild:
@@ -99,7 +105,8 @@ def build_double(dims: int) -> DoubleBuild:
             _cmake(["-S", str(DOUBLE_SRC), "-B", str(build), f"-DUCP_DOUBLE_DIMS={dims}",
                     "-DCMAKE_BUILD_TYPE=Release"])
         _cmake(["--build", str(build), "-j", str(max(2, min(8, os.cpu_count() or 2)))])
-    for lib in ("lib/libhbucp.so", "lib/libdnn.so", "broken/libdnn.so", "broken/libhbucp.so"):
+    for lib in ("lib/libhbucp.so", "lib/libdnn.so", "broken/libdnn.so", "broken/libhbucp.so",
+                "versioned/libdnn.so", "versioned/libhbucp.so"):
         assert (build / lib).exists(), f"the double's build did not produce {build / lib}"
     return DoubleBuild(dims, build)
 
@@ -134,6 +141,9 @@ class Double:
         lib.hbTestDouble_reset.restype = None
         lib.hbTestDouble_dims.argtypes = []
         lib.hbTestDouble_dims.restype = ctypes.c_int32
+        # Tasks the engine leaked on purpose (the library failed to wait or release them):
+        # they stay alive in the double for the rest of the session.
+        self.leaked_tasks = 0
 
     def _text(self, fn) -> str:
         while True:
@@ -284,10 +294,14 @@ def ucp(ucp_double: Double, monkeypatch):
     _restore(ucp_double)
     yield ucp_double
     ucp_double.configure("hold", 0)  # let anything still queued run
+    ucp_double.configure("stall", 0)  # ... or stalled
     settle()
+    # A task the engine set aside is released by its reaper thread once it is done.
+    wait_until(lambda: ucp_double.stat("live_tasks") <= ucp_double.leaked_tasks,
+               "the engine's reaper to release finished tasks", timeout=10)
     live_tasks = ucp_double.stat("live_tasks")
     _restore(ucp_double)
-    assert live_tasks == 0, "tasks left alive in the double after the test"
+    assert live_tasks == ucp_double.leaked_tasks, "tasks left alive in the double after the test"
 
 
 @pytest.fixture

@@ -38,7 +38,13 @@ DynLib::~DynLib() {
   if (handle_) dlclose(handle_);
 }
 
-void* DynLib::find(const char* symbol) const { return handle_ ? dlsym(handle_, symbol) : nullptr; }
+// The vendor's libraries bind their symbols to version CONFIG: ask for that version first
+// (plain dlsym would pick the default version, which may be another one).
+void* DynLib::find(const char* symbol) const {
+  if (!handle_) return nullptr;
+  if (void* p = dlvsym(handle_, symbol, "CONFIG")) return p;
+  return dlsym(handle_, symbol);
+}
 
 void* DynLib::require(const char* symbol) const {
   void* p = find(symbol);

@@ -20,7 +20,7 @@ class DynLib {
 
   explicit operator bool() const { return handle_ != nullptr; }
   const std::string& path() const { return path_; }
-  // nullptr when absent.
+  // Version CONFIG first (dlvsym), else the default; nullptr when absent.
   void* find(const char* symbol) const;
   // Throws EngineUnavailable naming the symbol and the library.
   void* require(const char* symbol) const;

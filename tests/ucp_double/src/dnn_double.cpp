@@ -112,6 +112,12 @@ std::shared_ptr<ModelRt> make_runtime(ModelDef def) {
   return rt;
 }
 
+// grow_props=N: a newer library whose struct grew writes N more bytes past ours.
+void grow(hbDNNTensorProperties* props) {
+  if (int64_t n = config("grow_props"); n > 0)
+    std::memset(reinterpret_cast<char*>(props) + sizeof *props, 0x5A, static_cast<size_t>(n));
+}
+
 std::shared_ptr<ModelRt> find_model(hbDNNHandle_t h) {
   Registry& r = reg();
   std::lock_guard lk(r.mu);
@@ -158,6 +164,7 @@ struct Job {
         v.data[b] = static_cast<std::byte>(x >> 32);
       }
       run_op(def->outputs[i].op, ins, {v.data, def->outputs[i].dtype, out[i].dims, out[i].strides});
+      evict_dirty(out_mem[i]);
     }
     return kOk;
   }
@@ -244,7 +251,15 @@ using namespace ucpd;
 
 extern "C" {
 
+#ifdef UCP_DOUBLE_VERSIONED
+// Only hbDNNGetVersion@CONFIG is ours; the default (what plain dlsym finds) is another one.
+const char* hbDNNGetVersion_config() { return "3.13.6_(4.7.5 HBRT) test double"; }
+const char* hbDNNGetVersion_wrong() { return "WRONG unversioned default"; }
+__asm__(".symver hbDNNGetVersion_config, hbDNNGetVersion@CONFIG");
+__asm__(".symver hbDNNGetVersion_wrong, hbDNNGetVersion@@WRONG");
+#else
 const char* hbDNNGetVersion() { return "3.13.6_(4.7.5 HBRT) test double"; }
+#endif
 
 const char* hbDNNGetErrorDesc(int32_t code) {
   switch (code) {
@@ -384,12 +399,14 @@ int32_t hbDNNGetInputTensorProperties(hbDNNTensorProperties* props, hbDNNHandle_
   WITH_TENSOR("hbDNNGetInputTensorProperties", true);
   if (!props) return kDnnInvalidArgument;
   *props = m->in_props[index];
+  grow(props);
   return kOk;
 }
 int32_t hbDNNGetOutputTensorProperties(hbDNNTensorProperties* props, hbDNNHandle_t handle, int32_t index) {
   WITH_TENSOR("hbDNNGetOutputTensorProperties", false);
   if (!props) return kDnnInvalidArgument;
   *props = m->out_props[index];
+  grow(props);
   return kOk;
 }
 
@@ -441,6 +458,7 @@ int32_t hbDNNGetTaskOutputTensorProperties(hbDNNTensorProperties* props, hbUCPTa
     props->stride[i] = o.strides[i];
   }
   props->alignedByteSize = static_cast<int64_t>(o.bytes);
+  grow(props);
   return kOk;
 }
 

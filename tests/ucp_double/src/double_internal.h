@@ -20,6 +20,9 @@ struct DeviceView {
 // Under memory_mutex(): the device copy of `mem`, when it is a live allocation (matching
 // phyAddr) whose range holds `need` bytes and mem.memSize >= need. Else an error text.
 std::string device_view(const hbUCPSysMem& mem, uint64_t need, DeviceView* out);
+// Under memory_mutex(), after a task wrote `mem` (config evict_dirty=1): every 64-byte line
+// whose CPU copy differs from its copy at the last flush is written over the device copy.
+void evict_dirty(const hbUCPSysMem& mem);
 
 // ---- tasks. Work runs on an emulated core, with memory_mutex() held; returns a status.
 using Work = std::function<int32_t(int64_t task_id)>;

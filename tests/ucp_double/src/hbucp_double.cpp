@@ -23,7 +23,8 @@ const std::map<std::string, int64_t>& defaults() {
   static const std::map<std::string, int64_t> d{
       {"cores", 4},       {"latency_us", 0}, {"hold", 0},      {"fail_init", 0},
       {"fail_infer", 0},  {"fail_submit", 0}, {"fail_wait", 0}, {"fail_flush", 0},
-      {"fail_malloc", 0}, {"fail_release", 0}};
+      {"fail_malloc", 0}, {"fail_release", 0}, {"stall", 0},    {"release_returns_early", 0},
+      {"evict_dirty", 0}, {"grow_props", 0}};
   return d;
 }
 
@@ -32,7 +33,8 @@ struct Alloc {
   uint64_t size, phy;
   bool cached;
   std::byte* cpu;
-  std::vector<std::byte> dev;  // empty when not cached (coherent: device == cpu)
+  std::vector<std::byte> dev;     // empty when not cached (coherent: device == cpu)
+  std::vector<std::byte> shadow;  // cached: the CPU copy as of the last flush (dirty = differs)
 };
 
 struct Subtask {
@@ -57,6 +59,8 @@ struct Task {
   int core = -1;
   hbUCPTaskDoneCb cb = nullptr;
   void* cb_user = nullptr;
+  bool released = false;
+  bool stalled = false;   // one of the first `stall` tasks to start: hangs until stall=0  // release_returns_early: released while running, erased when done
 };
 
 struct State {
@@ -77,6 +81,7 @@ struct State {
   Task* assigned[kMaxCores] = {};
   bool threads = false;
   int64_t next_task_id = 1;
+  int64_t stalled_count = 0;  // tasks stalled since `stall` was last 0
   uint64_t next_seq = 0;
 };
 
@@ -153,6 +158,10 @@ void dispatch(State& s) {  // under mu
     it = s.queue.erase(it);
     t->state = TState::Running;
     t->core = core;
+    if (s.stalled_count < config("stall")) {
+      t->stalled = true;
+      ++s.stalled_count;
+    }
     s.assigned[core] = t;
     log("start task=" + std::to_string(t->id) + " core=" + std::to_string(core));
   }
@@ -167,6 +176,7 @@ void core_loop(int core) {
     Task* t = s.assigned[core];
     int64_t latency = config("latency_us");
     for (const auto& sub : t->subs) latency += sub.latency_us;
+    s.cv.wait(lk, [&] { return !t->stalled || config("stall") == 0; });
     lk.unlock();
     if (latency > 0) std::this_thread::sleep_for(std::chrono::microseconds(latency));
     int32_t status = 0;
@@ -192,6 +202,7 @@ void core_loop(int core) {
       cb(handle, status, user);
       lk.lock();
     }
+    if (t->released) s.tasks.erase(handle);  // released early by the caller: gone now
   }
 }
 
@@ -203,7 +214,7 @@ void start_cores(State& s) {  // under mu
 
 Task* find_task(State& s, void* h) {  // under mu
   auto it = s.tasks.find(h);
-  return it == s.tasks.end() ? nullptr : it->second.get();
+  return it == s.tasks.end() || it->second->released ? nullptr : it->second.get();
 }
 
 const char* flag_name(int32_t flag) {
@@ -215,6 +226,22 @@ const char* flag_name(int32_t flag) {
 // ---- internal API for the double's libdnn ----
 
 std::mutex& memory_mutex() { return st().mem_mu; }
+
+void evict_dirty(const hbUCPSysMem& mem) {
+  if (!config("evict_dirty")) return;
+  State& s = st();
+  uint64_t off = 0;
+  Alloc* a = find_alloc(s, mem.virAddr, &off);
+  if (!a || !a->cached) return;
+  const uint64_t end = std::min<uint64_t>(a->size, off + mem.memSize);
+  for (uint64_t line = off / 64 * 64; line < end; line += 64) {
+    const uint64_t n = std::min<uint64_t>(64, a->size - line);
+    if (std::memcmp(a->cpu + line, a->shadow.data() + line, n) == 0) continue;
+    std::memcpy(a->dev.data() + line, a->cpu + line, n);  // the stale CPU line wins
+    std::memcpy(a->shadow.data() + line, a->cpu + line, n);
+    count("evicted_lines");
+  }
+}
 
 std::string device_view(const hbUCPSysMem& mem, uint64_t need, DeviceView* out) {
   State& s = st();
@@ -328,12 +355,13 @@ static int32_t do_malloc(hbUCPSysMem* mem, uint64_t size, int32_t device, bool c
   auto* cpu = static_cast<std::byte*>(::operator new(size, std::align_val_t(64), std::nothrow));
   if (!cpu) return fail(call, "no memory", kUcpOutOfMemory);
   std::lock_guard lk(s.mem_mu);
-  Alloc a{s.next_mem_id++, size, s.next_phy, cached, cpu, {}};
+  Alloc a{s.next_mem_id++, size, s.next_phy, cached, cpu, {}, {}};
   s.next_phy += (size + 4095) / 4096 * 4096;
   scribble(cpu, size, a.id);
   if (cached) {
     a.dev.resize(size);
     scribble(a.dev.data(), size, ~a.id);
+    a.shadow.assign(cpu, cpu + size);
   }
   *mem = hbUCPSysMem{a.phy, cpu, size};
   log(std::string("malloc mem=") + std::to_string(a.id) + " bytes=" + std::to_string(size) +
@@ -380,6 +408,7 @@ int32_t hbUCPMemFlush(const hbUCPSysMem* mem, int32_t flag) {
   if (a->cached) {
     if (flag & kClean) std::memcpy(a->dev.data() + off, a->cpu + off, mem->memSize);
     if (flag & kInvalidate) std::memcpy(a->cpu + off, a->dev.data() + off, mem->memSize);
+    std::memcpy(a->shadow.data() + off, a->cpu + off, mem->memSize);  // clean either way
   }
   log("flush mem=" + std::to_string(a->id) + " flag=" + flag_name(flag) +
       " bytes=" + std::to_string(mem->memSize));
@@ -453,6 +482,13 @@ int32_t hbUCPReleaseTask(hbUCPTaskHandle_t task) {
     t->state = TState::Cancelled;
     count("tasks_cancelled");
   }
+  if (t->state == TState::Running && config("release_returns_early")) {
+    // As real hardware may: the handle is gone for the caller, the task runs on.
+    t->released = true;
+    log("release task=" + std::to_string(t->id) + " state=running");
+    count("live_tasks", -1);
+    return kOk;
+  }
   s.cv.wait(lk, [&] { return t->state != TState::Running; });
   log("release task=" + std::to_string(t->id) + " state=" + name(t->state));
   s.tasks.erase(task);
@@ -475,7 +511,9 @@ int32_t hbTestDouble_configure(const char* key, int64_t value) {
   }
   log(std::string("configure ") + key + "=" + std::to_string(value));
   std::lock_guard lk(s.mu);
+  if (std::string(key) == "stall" && value == 0) s.stalled_count = 0;
   dispatch(s);  // e.g. hold=0 lets queued tasks start
+  s.cv.notify_all();  // stall=0 lets stalled tasks finish
   return 0;
 }
 
@@ -525,6 +563,12 @@ void hbTestDouble_reset() {
   {
     std::lock_guard lk(s.cfg_mu);
     s.cfg = defaults();
+  }
+  {
+    std::lock_guard lk(s.mu);
+    s.stalled_count = 0;
+    dispatch(s);  // e.g. stall/hold back to 0
+    s.cv.notify_all();
   }
   std::lock_guard lk(s.log_mu);
   s.log.clear();

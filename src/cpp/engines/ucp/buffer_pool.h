@@ -4,6 +4,11 @@
 // the user through input_buffers() (until the last of those arrays dies), or both: a held
 // set is used without a copy by a call whose inputs point at its buffers, but never by two
 // calls at once and never handed to a call that did not ask for it.
+//
+// Bound: at most `cap` pooled sets per model (HBM_UCP_POOL_SETS). Beyond it a call gets a
+// temporary set, freed as soon as the call ends (its outputs are copied to host memory
+// first), and input_buffers() a temporary set freed when its arrays die. A set whose task
+// the library failed to wait for or release is leaked (never freed, never reused).
 #pragma once
 #include <memory>
 #include <mutex>
@@ -22,6 +27,9 @@ struct BufferSet {
   std::vector<uint64_t> in_tensors, out_tensors;  // hbDNNTensor arrays (8-byte aligned)
   bool held_by_user = false;
   bool in_call = false;
+  bool pooled = false;     // counts against the cap and is reused; else freed when unused
+  bool submitted = false;  // a task ran on it: its cache lines may be dirty (see README)
+  bool leaked = false;     // its task was lost: never given back
 
   std::byte* in_tensor(size_t i, const PropsLayout& l) { return at(in_tensors, i, l); }
   std::byte* out_tensor(size_t i, const PropsLayout& l) { return at(out_tensors, i, l); }
@@ -59,6 +67,11 @@ class BufferPool : public std::enable_shared_from_this<BufferPool> {
     bool from_held(size_t i) const { return from_held_[i]; }
     // Converts into the owner of the outputs.
     std::shared_ptr<void> share() &&;
+    // The BPU may still write the set: it is never freed nor reused.
+    void leak() noexcept {
+      if (set_) pool_->leak(std::exchange(set_, nullptr));
+      pool_.reset();  // the rest of the pool is not kept alive by a leaked set
+    }
 
    private:
     std::shared_ptr<BufferPool> pool_;
@@ -72,18 +85,26 @@ class BufferPool : public std::enable_shared_from_this<BufferPool> {
   std::vector<OutputTensor> hold_inputs();
 
  private:
-  std::unique_ptr<BufferSet> create(int32_t device_id) const;
+  std::unique_ptr<BufferSet> create(int32_t device_id, bool pooled) const;
   BufferSet* take_free(int32_t device_id);  // under mu_; nullptr when none
-  BufferSet* add(std::unique_ptr<BufferSet> set);
+  // Under mu_: a new set, pooled while the cap allows. Allocates outside the lock.
+  BufferSet* add_new(std::unique_lock<std::mutex>& lock, int32_t device_id);
   void end_call(BufferSet* set) noexcept;
   void end_hold(BufferSet* set) noexcept;
-  void give_back(BufferSet* set) noexcept;  // under mu_
+  void leak(BufferSet* set) noexcept;
+  // Under mu_: a set nobody uses goes back to free_, or (temporary) is returned to destroy.
+  std::unique_ptr<BufferSet> give_back(BufferSet* set) noexcept;
+  std::unique_ptr<BufferSet> detach(BufferSet* set) noexcept;  // under mu_
 
   std::shared_ptr<const UcpApi> api_;
   std::shared_ptr<const ModelPlan> plan_;
   std::mutex mu_;
-  std::vector<std::unique_ptr<BufferSet>> sets_;
+  size_t pooled_ = 0;                            // pooled sets (live or being created)
+  std::vector<std::unique_ptr<BufferSet>> sets_;  // pooled and temporary
   std::vector<BufferSet*> free_;  // capacity kept >= sets_.size(): give_back never allocates
 };
+
+// Memory the BPU may still write: kept alive (reachable) until the process ends.
+void leak_forever(std::shared_ptr<const void> what) noexcept;
 
 }  // namespace hbm::ucp

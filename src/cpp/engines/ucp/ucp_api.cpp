@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "core/dtype.h"
+#include "core/env.h"
 #include "core/errors.h"
 
 namespace hbm::ucp {
@@ -14,8 +15,7 @@ constexpr const char* kInstallHint =
     "HBM_UCP_LIB_DIR to the directory holding libdnn.so and libhbucp.so";
 
 std::vector<std::string> candidates(const std::string& file) {
-  const char* dir = std::getenv(kLibDirEnv);
-  if (dir && *dir) return {std::string(dir) + "/" + file};
+  if (auto dir = env_value(kLibDirEnv); dir && !dir->empty()) return {*dir + "/" + file};
   return {file, "/usr/hobot/lib/" + file, "/usr/lib/" + file};
 }
 
@@ -133,11 +133,8 @@ bool plausible(const PropsLayout& layout, const RawProps& raw) {
     if (len < 0 || len > (1 << 20)) return false;
     if (len > 0 && !plausible_pointer(ptr)) return false;
   }
-  if (v.aligned_byte_size() < -1 || v.aligned_byte_size() > kMaxBytes) return false;
-  for (int i = 0; i < nd; ++i) {
-    const int64_t d = v.dim(i), s = v.stride(i);
-    if (d < -1 || (s != -1 && (s <= 0 || s > kMaxBytes))) return false;
-  }
+  // Dims, strides and sizes are not judged here: an absurd tensor must fail the load
+  // naming itself (build_tensor), not look like an unknown library version.
   return true;
 }
 
@@ -172,6 +169,25 @@ bool tail_untouched(const RawProps& raw) {
 
 }  // namespace
 
+size_t bytes_written_past(const PropsLayout& layout, const RawProps& raw) {
+  for (size_t i = raw.bytes.size(); i > layout.size; --i)
+    if (raw.bytes[i - 1] != kSentinel) return i - layout.size;
+  return 0;
+}
+
+namespace {
+// A library that wrote past the struct has a layout we do not know: refuse it.
+const PropsLayout& checked_tail(const PropsLayout& l, std::span<const RawProps> samples) {
+  for (const auto& s : samples)
+    if (size_t n = bytes_written_past(l, s))
+      throw EngineUnavailable(
+          "BPU engine unavailable: libdnn.so wrote " + std::to_string(n) +
+          " bytes past the " + std::to_string(l.size) + "-byte hbDNNTensorProperties of the " +
+          std::to_string(l.dims) + "-dim layout (a grown struct: unsupported library version)");
+  return l;
+}
+}  // namespace
+
 const PropsLayout& probe_layout(std::span<const RawProps> samples) {
   bool fits10 = !samples.empty(), fits8 = !samples.empty();
   size_t untouched = 0;
@@ -186,12 +202,12 @@ const PropsLayout& probe_layout(std::span<const RawProps> samples) {
   if (fits10 && fits8) {
     // Both fit: what the library wrote decides (a D=8 struct ends at byte 152); only an
     // odd library that wrote the tail for some tensors and not others needs the strides.
-    if (untouched == samples.size()) return kLayoutD8;
-    if (untouched == 0) return kLayoutD10;
-    return score8 > score10 ? kLayoutD8 : kLayoutD10;
+    if (untouched == samples.size()) return checked_tail(kLayoutD8, samples);
+    if (untouched == 0) return checked_tail(kLayoutD10, samples);
+    return checked_tail(score8 > score10 ? kLayoutD8 : kLayoutD10, samples);
   }
-  if (fits10) return kLayoutD10;
-  if (fits8) return kLayoutD8;
+  if (fits10) return checked_tail(kLayoutD10, samples);
+  if (fits8) return checked_tail(kLayoutD8, samples);
   throw EngineUnavailable(
       "BPU engine unavailable: the hbDNNTensorProperties returned by libdnn.so match neither "
       "the 10-dim nor the 8-dim layout (unsupported library version)");

@@ -77,7 +77,10 @@ struct RawProps {
 // When both fit, the sentinel decides (a D=8 library leaves bytes [152, 176) untouched);
 // if it is untouched for some samples only, the layout whose strides and alignedByteSize
 // agree with the dims for more samples.
-// Throws EngineUnavailable when no layout fits.
+// Throws EngineUnavailable when no layout fits, or when the library wrote past the
+// struct of the chosen layout (bytes from layout.size to the end changed: a grown struct).
 const PropsLayout& probe_layout(std::span<const RawProps> samples);
+// How far past layout.size the library wrote into `raw` (0 = not at all).
+size_t bytes_written_past(const PropsLayout& layout, const RawProps& raw);
 
 }  // namespace hbm::ucp

@@ -7,6 +7,7 @@
 #include <cstring>
 #include <map>
 
+#include "core/env.h"
 #include "core/errors.h"
 #include "ucp_model.h"
 
@@ -37,15 +38,15 @@ std::string quoted_list(const std::vector<std::string>& files) {
 }
 
 int32_t timeout_from_env() {
-  const char* s = std::getenv("HBM_UCP_TIMEOUT_MS");
-  if (!s || !*s) return 0;
-  char* end = nullptr;
-  errno = 0;
-  const long v = std::strtol(s, &end, 10);
-  if (*end || errno || v < 0 || v > INT32_MAX)
-    throw InvalidArgument("HBM_UCP_TIMEOUT_MS='" + std::string(s) +
-                          "': expected a whole number of milliseconds (0 = wait forever)");
-  return static_cast<int32_t>(v);
+  return static_cast<int32_t>(env_whole_number("HBM_UCP_TIMEOUT_MS", 0, INT32_MAX,
+                                               "a whole number of milliseconds (0 = wait forever)")
+                                  .value_or(0));
+}
+
+size_t pool_sets_from_env() {
+  return static_cast<size_t>(env_whole_number("HBM_UCP_POOL_SETS", 0, 1024,
+                                              "a whole number of buffer sets, 0..1024 (default 4)")
+                                 .value_or(4));
 }
 
 class Loader {
@@ -156,6 +157,20 @@ void build_tensor(RawTensor& raw, const PropsLayout& l, bool input, const std::s
     info.quant.zero_point.assign(v.zero_point_data(), v.zero_point_data() + v.zero_point_len());
 
   const std::string who = std::string(input ? "input '" : "output '") + raw.name + "' of " + ctx;
+  const int64_t aligned = v.aligned_byte_size();
+  // The library is not trusted: absurd values fail the load instead of a later copy.
+  auto absurd = [&](const std::string& why) {
+    return InvalidArgument(who + ": the library reports shape " + format_shape(info.shape) +
+                           ", strides " + format_shape(info.strides) + ", alignedByteSize " +
+                           std::to_string(aligned) + ", which " + why);
+  };
+  if (nd < 0 || nd > l.dims) throw absurd("is not a valid number of dimensions");
+  for (int d = 0; d < nd; ++d) {
+    if (info.shape[d] < -1 || info.shape[d] == 0) throw absurd("has dim " + std::to_string(info.shape[d]));
+    if (info.strides[d] < -1 || info.strides[d] == 0)
+      throw absurd("has stride " + std::to_string(info.strides[d]));
+  }
+  if (aligned < -1 || aligned > kMaxTensorBytes) throw absurd("is not a valid buffer size");
   plan.dims = info.shape;
   plan.strides = info.strides;
   plan.dynamic = info.has_dynamic_dims();
@@ -167,9 +182,12 @@ void build_tensor(RawTensor& raw, const PropsLayout& l, bool input, const std::s
   const bool filled = fill_strides(plan.dims, plan.strides);
   if (input && filled)
     for (int d = 0; d < nd; ++d) v.set_stride(d, plan.strides[d]);
-  const int64_t aligned = v.aligned_byte_size();
   if (!plan.dynamic && filled) {
-    const uint64_t need = strided_bytes(plan.dims, plan.strides, plan.item);
+    uint64_t need = 0;
+    const std::string why = check_layout(plan.dims, plan.strides, plan.item,
+                                         aligned > 0 ? static_cast<uint64_t>(aligned) : 0,
+                                         "alignedByteSize", &need);
+    if (!why.empty()) throw absurd(why);
     plan.bytes = aligned > 0 && static_cast<uint64_t>(aligned) > need ? aligned : need;
   } else if (aligned > 0) {
     plan.bytes = static_cast<uint64_t>(aligned);
@@ -190,6 +208,7 @@ std::vector<std::shared_ptr<Model>> Loader::run() {
     }
   }
   const int32_t timeout_ms = timeout_from_env();
+  const size_t pool_sets = pool_sets_from_env();
 
   // Which file each model comes from. The library does not say, so with several files each
   // is first opened alone (this also rejects names that two files share before the load).
@@ -244,6 +263,7 @@ std::vector<std::shared_ptr<Model>> Loader::run() {
     plan->layout = &layout;
     plan->handle = r.handle;
     plan->timeout_ms = timeout_ms;
+    plan->pool_sets = pool_sets;
     for (bool input : {true, false}) {
       auto& raw = input ? r.inputs : r.outputs;
       auto& infos = input ? info.inputs : info.outputs;

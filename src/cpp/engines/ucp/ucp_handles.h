@@ -20,7 +20,8 @@ class Packed {
     return *this;
   }
   ~Packed() {
-    if (h_) api_->hbDNNRelease(h_);
+    // Nothing to do if it fails: the handle is not used again either way.
+    if (h_) (void)api_->hbDNNRelease(h_);
   }
   PackedHandle get() const { return h_; }
 
@@ -49,8 +50,11 @@ class SysMemBuffer {
     return *this;
   }
   ~SysMemBuffer() {
-    if (live_) api_->hbUCPFree(&mem_);
+    // A failed free leaves the memory to the library: nothing of ours refers to it.
+    if (live_) (void)api_->hbUCPFree(&mem_);
   }
+  // Gives up the memory without freeing it (the BPU may still write it).
+  void leak() noexcept { live_ = false; }
   const SysMem& mem() const { return mem_; }
   std::byte* data() const { return static_cast<std::byte*>(mem_.virAddr); }
   uint64_t size() const { return mem_.memSize; }
@@ -63,34 +67,6 @@ class SysMemBuffer {
   std::shared_ptr<const UcpApi> api_;
   SysMem mem_{};
   bool live_ = false;
-};
-
-// A task created by hbDNNInferV2. Released on destruction; a submitted task that nobody
-// waited for is waited for first (so its memory is not reused while the BPU writes it).
-class Task {
- public:
-  Task(const UcpApi& api, int32_t wait_timeout_ms) : api_(&api), timeout_(wait_timeout_ms) {}
-  Task(const Task&) = delete;
-  Task& operator=(const Task&) = delete;
-  ~Task() { release(); }
-
-  TaskHandle* out() { return &h_; }
-  TaskHandle get() const { return h_; }
-  void mark_submitted() { submitted_ = true; }
-  void mark_waited() { submitted_ = false; }
-  // Returns the library's status (0 when there was no task).
-  int32_t release() noexcept {
-    if (!h_) return 0;
-    if (submitted_) api_->hbUCPWaitTaskDone(h_, timeout_);
-    submitted_ = false;
-    return api_->hbUCPReleaseTask(std::exchange(h_, nullptr));
-  }
-
- private:
-  const UcpApi* api_;
-  int32_t timeout_;
-  TaskHandle h_ = nullptr;
-  bool submitted_ = false;
 };
 
 }  // namespace hbm::ucp

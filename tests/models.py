@@ -312,6 +312,15 @@ DTYPES = {
 DTYPES_SHAPE = [2, 3]
 
 
+def dynamic_matmul(path) -> str:
+    """y = a @ b with independent dynamic dims: mismatched inner dims fail inside the engine."""
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["a", "b"], ["y"])], "dyn",
+        [_vi("a", TensorProto.FLOAT, ["n", "k"]), _vi("b", TensorProto.FLOAT, ["j", "m"])],
+        [_vi("y", TensorProto.FLOAT, ["n", "m"])])
+    return _save(graph, path, opset=17)
+
+
 def dtypes(path, names: Sequence[str] = tuple(DTYPES)) -> str:
     """Input 'in_<NAME>' -> Identity -> output 'out_<NAME>' for each dtype name."""
     nodes, ins, outs = [], [], []

@@ -397,22 +397,10 @@ def test_bpu_engine_of_the_parent_is_refused_in_a_forked_child(tmp_path):
     assert "new: the ucp engine (.hbm models) was initialised in a parent process before fork()" in out, out
 
 
-def _dyn_matmul(path):
-    graph = helper.make_graph(
-        [helper.make_node("MatMul", ["a", "b"], ["y"])], "dyn",
-        [helper.make_tensor_value_info("a", TensorProto.FLOAT, ["n", "k"]),
-         helper.make_tensor_value_info("b", TensorProto.FLOAT, ["j", "m"])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", "m"])])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    onnx.save(model, str(path))
-    return str(path)
-
-
 def test_concurrent_engine_failures_keep_their_own_messages(tmp_path):
     # OpenVINO keeps one last-error message per process: two threads failing at once could
     # each report the other's message.
-    rt = HB_HBMRuntime([_dyn_matmul(tmp_path / "ma.onnx"), _dyn_matmul(tmp_path / "mb.onnx")])
+    rt = HB_HBMRuntime([models.dynamic_matmul(tmp_path / "ma.onnx"), models.dynamic_matmul(tmp_path / "mb.onnx")])
     shapes = {"ma": ((2, 3), (5, 7)), "mb": ((11, 13), (17, 19))}
     mixed = []
 

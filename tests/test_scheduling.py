@@ -25,6 +25,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 import hbm_runtime
+import models
 from hbm_runtime import HB_HBMRuntime, HBMRuntimeError, RuntimeClosedError
 from hbm_runtime import _hbm_ext
 
@@ -40,19 +41,6 @@ def _affine_model(path, n_in=16, n_out=8, seed=0):
         "affine", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, n_in])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, n_out])],
         [numpy_helper.from_array(w, "w"), numpy_helper.from_array(b, "b")])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    onnx.save(model, str(path))
-    return str(path)
-
-
-def _dynamic_matmul_model(path):
-    """y = a @ b with independent dynamic dims: mismatched inner dims fail inside the engine."""
-    graph = helper.make_graph(
-        [helper.make_node("MatMul", ["a", "b"], ["y"])], "dyn",
-        [helper.make_tensor_value_info("a", TensorProto.FLOAT, ["n", "k"]),
-         helper.make_tensor_value_info("b", TensorProto.FLOAT, ["j", "m"])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", "m"])])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     onnx.save(model, str(path))
@@ -251,7 +239,7 @@ def test_run_releases_the_gil_while_waiting():
 
 def test_run_async_results_errors_and_asyncio(tmp_path):
     path = _affine_model(tmp_path / "a.onnx")
-    dyn = _dynamic_matmul_model(tmp_path / "dyn.onnx")
+    dyn = models.dynamic_matmul(tmp_path / "dyn.onnx")
     x = np.random.default_rng(1).standard_normal((1, 16)).astype(np.float32)
     with HB_HBMRuntime([path, dyn]) as rt:
         fut = rt.run_async({"x": x}, model_name="a")

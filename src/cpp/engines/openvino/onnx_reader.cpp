@@ -27,11 +27,33 @@ namespace fs = std::filesystem;
 
 // ---- ONNX messages (only the fields we use) ------------------------------------------------
 
+struct OpsetId {
+  Bytes domain;         // OperatorSetIdProto.domain = 1
+  int64_t version = 0;  // OperatorSetIdProto.version = 2
+  const char* at = nullptr;
+};
+
 struct Model {
   Bytes doc;                                   // ModelProto.doc_string = 6
   std::vector<Bytes> graph;                    // ModelProto.graph = 7
   std::vector<std::pair<Bytes, Bytes>> props;  // ModelProto.metadata_props = 14
+  // ModelProto.opset_import = 8, and FunctionProto.opset_import = 9 of functions = 25.
+  std::vector<OpsetId> opsets;
 };
+
+// No ONNX domain is anywhere near this; OpenVINO 2026.4's ONNX frontend takes time linear in
+// an opset version when it reads a model (2**62 never finishes), so larger ones are refused.
+constexpr int64_t kMaxOpsetVersion = 1 << 16;
+
+OpsetId parse_opset_id(const Field& f) {
+  OpsetId id;
+  id.at = f.at;
+  each_field(f.len(), [&](const Field& e) {
+    if (e.number == 1) id.domain = e.len();
+    else if (e.number == 2) id.version = e.int64();
+  });
+  return id;
+}
 
 struct Graph {
   Bytes doc;                          // GraphProto.doc_string = 10
@@ -66,6 +88,12 @@ Model parse_model(Bytes data) {
         else if (e.number == 2) kv.second = e.len();
       });
       m.props.push_back(kv);
+    } else if (f.number == 8) {
+      m.opsets.push_back(parse_opset_id(f));
+    } else if (f.number == 25) {
+      each_field(f.len(), [&](const Field& g) {
+        if (g.number == 9) m.opsets.push_back(parse_opset_id(g));
+      });
     }
   });
   return m;
@@ -401,6 +429,14 @@ std::string props_json(const std::vector<std::pair<Bytes, Bytes>>& props) {
 OnnxFileInfo parse_file(Bytes data, const std::string& path) {
   Model m = parse_model(data);
   if (m.graph.empty()) throw InvalidArgument("'" + path + "' is not an ONNX model (it has no graph)");
+  for (const OpsetId& id : m.opsets)
+    if (id.version < 0 || id.version > kMaxOpsetVersion) {
+      std::string domain;
+      append_json_string(domain, id.domain.empty() ? Bytes("ai.onnx") : id.domain);
+      throw InvalidArgument("'" + path + "' imports opset version " + std::to_string(id.version) +
+                            " of domain " + domain + ": not a valid ONNX opset version (0 to " +
+                            std::to_string(kMaxOpsetVersion) + ")");
+    }
   Graph g = parse_graph(m.graph);
 
   OnnxFileInfo out;

@@ -24,7 +24,7 @@ const std::map<std::string, int64_t>& defaults() {
       {"cores", 4},       {"latency_us", 0}, {"hold", 0},      {"fail_init", 0},
       {"fail_infer", 0},  {"fail_submit", 0}, {"fail_wait", 0}, {"fail_flush", 0},
       {"fail_malloc", 0}, {"fail_release", 0}, {"stall", 0},    {"release_returns_early", 0},
-      {"evict_dirty", 0}, {"grow_props", 0}};
+      {"evict_dirty", 0}, {"grow_props", 0}, {"log", 1}};
   return d;
 }
 
@@ -310,6 +310,7 @@ void count(const std::string& counter, int64_t delta) {
 }
 
 void log(const std::string& line) {
+  if (!config("log")) return;  // long runs (the soak) would grow the log without end
   State& s = st();
   std::lock_guard lk(s.log_mu);
   s.log += line;

@@ -28,10 +28,9 @@ def _w(rng, *shape):
     return (rng.standard_normal(shape) / np.sqrt(fan_in)).astype(np.float32)
 
 
-def tiny_mlp(name="tiny_mlp"):
-    """48-256-256-12 MLP, batch 1."""
-    rng = np.random.default_rng(1)
-    dims = [48, 256, 256, 12]
+def tiny_mlp(name="tiny_mlp", dims=(48, 256, 256, 12), seed=1):
+    """48-256-256-12 MLP (or `dims`), batch 1."""
+    rng = np.random.default_rng(seed)
     nodes, inits, prev = [], [], "x"
     for i in range(3):
         inits += [numpy_helper.from_array(_w(rng, dims[i], dims[i + 1]), f"w{i}"),
@@ -43,9 +42,9 @@ def tiny_mlp(name="tiny_mlp"):
             nodes.append(helper.make_node("Relu", [prev], [f"r{i}"]))
             prev = f"r{i}"
     nodes[-1].output[0] = "y"
-    graph = helper.make_graph(nodes, name, [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 48])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 12])], inits)
-    return _save(graph, name), {"x": np.random.default_rng(0).standard_normal((1, 48)).astype(np.float32)}
+    graph = helper.make_graph(nodes, name, [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, dims[0]])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, dims[-1]])], inits)
+    return _save(graph, name), {"x": np.random.default_rng(0).standard_normal((1, dims[0])).astype(np.float32)}
 
 
 def _conv_net(name, size, channels, seed):

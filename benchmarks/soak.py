@@ -53,6 +53,7 @@ from onnx import TensorProto, helper, numpy_helper
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 
+import _models  # noqa: E402  (benchmarks/_models.py)
 import hbm_runtime  # noqa: E402
 from hbm_runtime import HB_HBMRuntime, RuntimeClosedError  # noqa: E402
 
@@ -70,28 +71,13 @@ def _save(graph: onnx.GraphProto, path: Path) -> str:
     return str(path)
 
 
-def _w(rng: np.random.Generator, *shape: int) -> np.ndarray:
-    fan_in = int(np.prod(shape[1:])) if len(shape) > 1 else shape[0]
-    return (rng.standard_normal(shape) / np.sqrt(fan_in)).astype(np.float32)
+_w = _models._w
 
 
 def soak_mlp(folder: Path) -> str:
     """x [1, 32] -> 64 -> 64 -> y [1, 10]."""
-    rng = np.random.default_rng(11)
-    dims = [32, 64, 64, 10]
-    nodes, inits, prev = [], [], "x"
-    for i in range(3):
-        inits += [numpy_helper.from_array(_w(rng, dims[i], dims[i + 1]), f"w{i}"),
-                  numpy_helper.from_array(np.zeros(dims[i + 1], np.float32), f"b{i}")]
-        nodes += [helper.make_node("MatMul", [prev, f"w{i}"], [f"m{i}"]),
-                  helper.make_node("Add", [f"m{i}", f"b{i}"], [f"a{i}"] if i < 2 else ["y"])]
-        prev = f"a{i}"
-        if i < 2:
-            nodes.append(helper.make_node("Relu", [prev], [f"r{i}"]))
-            prev = f"r{i}"
-    graph = helper.make_graph(nodes, "soak_mlp", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 32])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 10])], inits)
-    return _save(graph, folder / "soak_mlp.onnx")
+    path, _ = _models.tiny_mlp("soak_mlp", dims=(32, 64, 64, 10), seed=11)
+    return path
 
 
 def soak_cnn(folder: Path) -> str:

@@ -1,7 +1,6 @@
 #include "fixed_pool.h"
 
 #include <new>
-#include <system_error>
 
 #include "fork_guard.h"
 
@@ -39,8 +38,8 @@ bool FixedPool::post(PoolJob* job) noexcept {
     if (idle_ <= queued_ && static_cast<int>(threads_.size()) < max_threads_ && !stop_) {
       try {
         threads_.emplace_back([this] { loop(); });
-      } catch (const std::system_error&) {
-        // No thread to spare: the existing ones will take the job, if there are any.
+      } catch (...) {
+        // No thread (or no memory for one) to spare: the existing ones take the job, if any.
       }
     }
     if (threads_.empty()) return false;

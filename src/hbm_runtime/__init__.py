@@ -9,6 +9,8 @@ import threading as _threading
 from . import _hbm_ext
 from ._errors import EngineUnavailableError, HBMRuntimeError, RuntimeClosedError
 from ._hbm_ext import hbDNNDataType, hbDNNQuantiType, host_cores, set_host_cores
+from ._nv12 import bgr_to_nv12, rgb_to_nv12
+from ._quantize import dequantize, quantize
 from ._result import RunResult
 from ._runtime import HB_HBMRuntime
 from ._types import QuantParams, SchedParam
@@ -46,5 +48,9 @@ __all__ = [
     "RunResult",
     "set_host_cores",
     "host_cores",
+    "bgr_to_nv12",
+    "rgb_to_nv12",
+    "dequantize",
+    "quantize",
     "__version__",
 ]

@@ -3,6 +3,7 @@
 
 #include "core/dtype.h"
 #include "errors.h"
+#include "ops_binding.h"
 #include "runtime_binding.h"
 
 namespace nb = nanobind;
@@ -32,5 +33,7 @@ NB_MODULE(_hbm_ext, m) {
   hbm::py::register_error_translation(m);
   hbm::py::bind_runtime(m);
   hbm::py::bind_scheduler(m);
+  hbm::py::bind_nv12(m);
+  hbm::py::bind_quantize(m);
   m.attr("__version__") = HBM_VERSION;
 }

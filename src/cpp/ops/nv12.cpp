@@ -1,0 +1,1 @@
+#include "ops/nv12.h"

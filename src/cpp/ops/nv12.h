@@ -1,0 +1,2 @@
+// BGR/RGB -> NV12 colour conversion.
+#pragma once

@@ -7,7 +7,10 @@ import atexit as _atexit
 import threading as _threading
 
 from . import _hbm_ext
-from ._errors import EngineUnavailableError, HBMRuntimeError, RuntimeClosedError
+# The vendor's module path (hbm_runtime.HB_HBMRuntime is a module there too); imported before
+# the class of that name below, which then takes the attribute, as in the vendor package.
+from . import HB_HBMRuntime as _vendor_module_path  # noqa: F401
+from ._errors import EngineUnavailableError, HBMRuntimeError, ModelFileNotFoundError, RuntimeClosedError
 from ._hbm_ext import hbDNNDataType, hbDNNQuantiType, host_cores, set_host_cores
 from ._nv12 import bgr_to_nv12, rgb_to_nv12
 from ._quantize import dequantize, quantize
@@ -45,6 +48,7 @@ __all__ = [
     "HBMRuntimeError",
     "EngineUnavailableError",
     "RuntimeClosedError",
+    "ModelFileNotFoundError",
     "RunResult",
     "set_host_cores",
     "host_cores",

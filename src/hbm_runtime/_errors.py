@@ -29,3 +29,9 @@ class EngineUnavailableError(RuntimeError):
 
 class RuntimeClosedError(RuntimeError):
     """The runtime was closed (explicitly or at interpreter exit) before the work ran."""
+
+
+class ModelFileNotFoundError(FileNotFoundError, ValueError):
+    """A model file does not exist. Checked before any engine loads, so a mistyped path is
+    never reported as a missing engine library. Also a ValueError, like every other bad
+    argument to HB_HBMRuntime()."""

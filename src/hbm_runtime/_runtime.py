@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import concurrent.futures
+import errno
 import importlib.util
 import operator
 import os
-from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Protocol, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Protocol, Sequence, Tuple, Union, cast, overload
 
 import numpy as np
 
 from . import _hbm_ext
-from ._errors import RuntimeClosedError
+from ._errors import ModelFileNotFoundError, RuntimeClosedError
 from ._hbm_ext import hbDNNDataType, hbDNNQuantiType
 from ._result import RunResult
 from ._types import QuantParams, SchedParam
@@ -79,8 +80,7 @@ class SupportsDLPack(Protocol):
 
 
 InputArray = Union[np.ndarray[Any, Any], SupportsDLPack]
-# run()'s three input forms (the mappings must be dicts): one array, {input_name: array},
-# {model_name: {input_name: array}}.
+# run()'s three input forms: one array, {input_name: array}, {model_name: {input_name: array}}.
 RunInput = Union[InputArray, Mapping[str, InputArray], Mapping[str, Mapping[str, InputArray]]]
 
 _TensorInfo = Tuple[str, str, hbDNNDataType, List[int], List[int], Tuple[Any, np.ndarray[Any, Any], np.ndarray[Any, Any], int]]
@@ -126,19 +126,30 @@ def _point_at_openvino() -> None:
                 return
 
 
-def _file_list(model_file: Any) -> List[str]:
-    if isinstance(model_file, (str, os.PathLike)):
-        return [os.fspath(model_file)]
-    if isinstance(model_file, (list, tuple)):
+def _file_list(model_file: Any, model_files: Any) -> List[str]:
+    if model_file is None and model_files is None:
+        raise TypeError("HB_HBMRuntime() needs a model file: HB_HBMRuntime('model.hbm') or "
+                        "HB_HBMRuntime(['a.hbm', 'b.hbm'])")
+    if model_file is not None and model_files is not None:
+        raise TypeError("HB_HBMRuntime() takes model_file or model_files, not both")
+    given = model_file if model_file is not None else model_files
+    if isinstance(given, (str, os.PathLike)):
+        files = [os.fspath(given)]
+    elif isinstance(given, (list, tuple)):
         files = []
-        for f in model_file:
+        for f in given:
             if not isinstance(f, (str, os.PathLike)):
                 raise TypeError(f"model file paths must be str or os.PathLike, got {type(f).__name__}")
             files.append(os.fspath(f))
-        return files
-    raise TypeError(
-        f"HB_HBMRuntime() takes a model file path or a list of paths, got {type(model_file).__name__}"
-    )
+    else:
+        raise TypeError(
+            f"HB_HBMRuntime() takes a model file path or a list of paths, got {type(given).__name__}"
+        )
+    for f in files:
+        # Before any engine is loaded: a typo in a path must not read as "BPU libraries missing".
+        if not os.path.exists(f):
+            raise ModelFileNotFoundError(errno.ENOENT, "model file not found", f)
+    return files
 
 
 def _as_int(value: Any, what: str) -> int:
@@ -159,17 +170,48 @@ def _as_cores(value: Any, what: str) -> List[int]:
     return [_as_int(value, what)]
 
 
+def _pick_run_input(form: str, input_tensors: Any, input_tensor: Any, multi_input_tensors: Any) -> Any:
+    given = [(n, v) for n, v in (("input_tensors", input_tensors), ("input_tensor", input_tensor),
+                                 ("multi_input_tensors", multi_input_tensors)) if v is not None]
+    if len(given) != 1:
+        names = ", ".join(n for n, _ in given) if given else "none"
+        raise TypeError(f"{form} takes exactly one of input_tensor, input_tensors, multi_input_tensors "
+                        f"(positionally or by keyword); got {names}")
+    return given[0][1]
+
+
 class HB_HBMRuntime(_hbm_ext._Runtime):
     """Loads one or more models and runs them.
 
-    ``HB_HBMRuntime("model.hbm")`` or ``HB_HBMRuntime(["a.hbm", "b.onnx"])``. ``.hbm`` models
-    run on the BPU (libdnn/libhbucp), ``.onnx`` models on the host CPU through OpenVINO.
+    ``HB_HBMRuntime("model.hbm")``, ``HB_HBMRuntime(["a.hbm", "b.onnx"])`` or, as keywords,
+    ``HB_HBMRuntime(model_file="model.hbm")`` / ``HB_HBMRuntime(model_files=[...])``. ``.hbm``
+    models run on the BPU (libdnn/libhbucp), ``.onnx`` models on the host CPU through
+    OpenVINO. Every metadata property is a dict keyed by model name, e.g.
+    ``rt.input_shapes == {"resnet18": {"input": [1, 224, 224, 3]}}``.
+
+    Raises ModelFileNotFoundError (a FileNotFoundError and a ValueError) for a missing
+    file, ValueError for a file that is not a valid
+    model, EngineUnavailableError when the engine a file needs cannot be loaded here.
+    Use it as a context manager (or call ``close()``) to release the models at a known time.
     """
 
     version = _VersionAttribute()
+    """The runtime's version string with the engine libraries' versions, e.g.
+    ``'0.4.0 (openvino 2026.4.1)'``; also callable, ``HB_HBMRuntime.version()``."""
 
-    def __init__(self, model_file: Union[PathLike, Sequence[PathLike]], *, engine: Optional[str] = None) -> None:
-        files = _file_list(model_file)
+    def __init__(
+        self,
+        model_file: Union[PathLike, Sequence[PathLike], None] = None,
+        *,
+        model_files: Optional[Sequence[PathLike]] = None,
+        engine: Optional[str] = None,
+    ) -> None:
+        """Loads ``model_file`` (one path or a list of paths) or ``model_files`` (a list).
+
+        ``engine`` forces an engine for every file (``"openvino"`` or ``"ucp"``); by default
+        the file's extension chooses.
+        """
+        files = _file_list(model_file, model_files)
         _point_at_openvino()
         super().__init__(files, engine or "")
         self._names: List[str] = self._model_names()
@@ -179,23 +221,30 @@ class HB_HBMRuntime(_hbm_ext._Runtime):
     # -- metadata ---------------------------------------------------------------------
     @property
     def model_names(self) -> List[str]:
+        """Names of the loaded models, in load order, e.g. ``['lanenet', 'yolov5x']``."""
         return list(self._names)
 
     @property
     def model_count(self) -> int:
+        """Number of loaded models, e.g. ``2``."""
         return len(self._names)
 
     @property
     def model_descs(self) -> Dict[str, str]:
+        """Each model's description text from its file (``''`` when none), e.g.
+        ``{'resnet18': 'ImageNet classifier'}``."""
         return {n: self._model_desc(i) for i, n in enumerate(self._names)}
 
     @property
     def hbm_descs(self) -> Dict[str, str]:
+        """Each loaded file's description, keyed by file path, e.g.
+        ``{'/opt/models/resnet18.hbm': 'built 2025-06-01'}``."""
         return dict(self._file_descs())
 
     @property
     def engine_versions(self) -> Dict[str, str]:
-        """Versions of the engine libraries loaded in this process, by engine name."""
+        """Versions of the engine libraries loaded in this process, by engine name, e.g.
+        ``{'openvino': 'openvino 2026.4.1'}``."""
         return dict(_hbm_ext._engine_versions())
 
     def _per_tensor(self, infos: List[List[_TensorInfo]], pick: Any) -> Dict[str, Dict[str, Any]]:
@@ -203,63 +252,87 @@ class HB_HBMRuntime(_hbm_ext._Runtime):
 
     @property
     def input_counts(self) -> Dict[str, int]:
+        """Number of inputs of each model, e.g. ``{'resnet18': 1}``."""
         return {n: len(self._inputs[i]) for i, n in enumerate(self._names)}
 
     @property
     def input_names(self) -> Dict[str, List[str]]:
+        """Input names of each model, in the model's order, e.g. ``{'yolo': ['y', 'uv']}``."""
         return {n: [t[0] for t in self._inputs[i]] for i, n in enumerate(self._names)}
 
     @property
     def input_descs(self) -> Dict[str, Dict[str, str]]:
+        """Description of each input (``''`` when none), e.g. ``{'resnet18': {'input': ''}}``."""
         return self._per_tensor(self._inputs, lambda t: t[1])
 
     @property
     def input_dtypes(self) -> Dict[str, Dict[str, hbDNNDataType]]:
+        """Element type of each input, e.g. ``{'resnet18': {'input': hbDNNDataType.U8}}``."""
         return self._per_tensor(self._inputs, lambda t: t[2])
 
     @property
     def input_shapes(self) -> Dict[str, Dict[str, List[int]]]:
+        """Shape of each input (-1 for a dimension fixed only at run time), e.g.
+        ``{'resnet18': {'input': [1, 224, 224, 3]}}``."""
         return self._per_tensor(self._inputs, lambda t: list(t[3]))
 
     @property
     def input_strides(self) -> Dict[str, Dict[str, List[int]]]:
+        """Byte strides of each input as the engine lays it out (-1 where the layout is
+        decided at run time), e.g. ``{'resnet18': {'input': [150528, 672, 3, 1]}}``."""
         return self._per_tensor(self._inputs, lambda t: list(t[4]))
 
     @property
     def input_quants(self) -> Dict[str, Dict[str, QuantParams]]:
+        """Quantization parameters of each input, e.g. ``{'resnet18': {'input':
+        QuantParams(scale=[], zero_point=[], quant_type=<hbDNNQuantiType.NONE: 0>, axis=0)}}``.
+        Each call returns fresh copies."""
         return self._per_tensor(self._inputs, _quant)
 
     @property
     def output_counts(self) -> Dict[str, int]:
+        """Number of outputs of each model, e.g. ``{'resnet18': 1}``."""
         return {n: len(self._outputs[i]) for i, n in enumerate(self._names)}
 
     @property
     def output_names(self) -> Dict[str, List[str]]:
+        """Output names of each model, in the model's order, e.g. ``{'resnet18': ['output']}``."""
         return {n: [t[0] for t in self._outputs[i]] for i, n in enumerate(self._names)}
 
     @property
     def output_descs(self) -> Dict[str, Dict[str, str]]:
+        """Description of each output (``''`` when none), e.g. ``{'resnet18': {'output': ''}}``."""
         return self._per_tensor(self._outputs, lambda t: t[1])
 
     @property
     def output_dtypes(self) -> Dict[str, Dict[str, hbDNNDataType]]:
+        """Element type of each output, e.g. ``{'resnet18': {'output': hbDNNDataType.F32}}``."""
         return self._per_tensor(self._outputs, lambda t: t[2])
 
     @property
     def output_shapes(self) -> Dict[str, Dict[str, List[int]]]:
+        """Shape of each output (-1 for a dimension known only after a run), e.g.
+        ``{'resnet18': {'output': [1, 1000]}}``."""
         return self._per_tensor(self._outputs, lambda t: list(t[3]))
 
     @property
     def output_strides(self) -> Dict[str, Dict[str, List[int]]]:
+        """Byte strides of each output as run() returns it (padded on the BPU), e.g.
+        ``{'resnet18': {'output': [4000, 4]}}``."""
         return self._per_tensor(self._outputs, lambda t: list(t[4]))
 
     @property
     def output_quants(self) -> Dict[str, Dict[str, QuantParams]]:
+        """Quantization parameters of each output, e.g. ``{'yolo': {'box':
+        QuantParams(scale=[0.0039], zero_point=[0], quant_type=<hbDNNQuantiType.SCALE: 1>,
+        axis=0)}}``. ``params.dequantize(raw)`` turns a raw output into float32."""
         return self._per_tensor(self._outputs, _quant)
 
     # -- scheduling -------------------------------------------------------------------
     @property
     def sched_params(self) -> Dict[str, SchedParam]:
+        """Scheduling parameters of each model, e.g. ``{'resnet18': SchedParam(priority=0,
+        customId=0, bpu_cores=[-1], deviceId=0)}`` (``[-1]``: any core)."""
         out = {}
         for i, n in enumerate(self._names):
             priority, custom_id, cores, device_id = self._sched(i)
@@ -273,9 +346,12 @@ class HB_HBMRuntime(_hbm_ext._Runtime):
         custom_id: Union[None, int, Mapping[str, int]] = None,
         device_id: Union[None, int, Mapping[str, int]] = None,
     ) -> None:
-        """Sets scheduling parameters. Each argument is a dict keyed by model name, or one
-        value for every model (a plain list for ``bpu_cores``). Everything is validated
-        before anything changes."""
+        """Sets scheduling parameters. Each argument is a mapping keyed by model name, or one
+        value for every model (a plain list for ``bpu_cores``), e.g.
+        ``rt.set_scheduling_params(priority={'yolo': 200}, bpu_cores={'yolo': [0]})``.
+        ``priority`` 0-255 (higher runs first; 254 and 255 may preempt on the BPU),
+        ``bpu_cores`` core indices or ``[-1]`` for any. Everything is validated before
+        anything changes (ValueError naming the model and value)."""
         current: List[List[Any]] = [list(self._sched(i)) for i in range(len(self._names))]
         touched = set()
         fields = ((priority, 0, "priority", _as_int), (custom_id, 1, "custom_id", _as_int),
@@ -301,18 +377,58 @@ class HB_HBMRuntime(_hbm_ext._Runtime):
         self._set_sched(updates)
 
     # -- running ----------------------------------------------------------------------
-    if TYPE_CHECKING:  # the extension's _Runtime.run and input_buffers, typed for type checkers
+    @overload
+    def run(self, input_tensors: RunInput, /, model_name: Optional[str] = None) -> RunResult: ...
 
-        def run(self, input_tensors: RunInput, model_name: Optional[str] = None) -> RunResult:  # type: ignore[override]
-            ...
+    @overload
+    def run(self, *, input_tensor: InputArray, model_name: Optional[str] = None) -> RunResult: ...
+
+    @overload
+    def run(self, *, input_tensors: Mapping[str, InputArray], model_name: Optional[str] = None) -> RunResult: ...
+
+    @overload
+    def run(self, *, multi_input_tensors: Mapping[str, Mapping[str, InputArray]],
+            model_name: Optional[str] = None) -> RunResult: ...
+
+    def run(self, input_tensors: Any = None, model_name: Optional[str] = None, *,
+            input_tensor: Any = None, multi_input_tensors: Any = None) -> RunResult:
+        """Runs inference and returns ``{model_name: {output_name: numpy.ndarray}}``.
+
+        Three input forms, given positionally or by the keyword shown:
+
+        - ``run(input_tensor)``: one array, for a model with one input;
+        - ``run(input_tensors)``: ``{input_name: array}`` for one model;
+        - ``run(multi_input_tensors)``: ``{model_name: {input_name: array}}``, each listed
+          model runs (concurrently where it can).
+
+        ``model_name`` chooses the model for the first two forms (needed when several are
+        loaded) and restricts the third to that model. Arrays are numpy arrays or any DLPack
+        producer (e.g. a CPU torch tensor), of the model's dtype and shape; any mapping type
+        is accepted where a dict is shown. Raises ValueError when an input's name, dtype or
+        shape does not match the model. The result also carries per-model ``timings``.
+
+        Example: ``out = rt.run(image)["resnet18"]["output"]``.
+        """
+        if input_tensors is None or input_tensor is not None or multi_input_tensors is not None:
+            input_tensors = _pick_run_input("run()", input_tensors, input_tensor, multi_input_tensors)
+        return cast(RunResult, self._run(input_tensors, model_name))
+
+    if TYPE_CHECKING:  # the extension's input_buffers, typed for type checkers
 
         def input_buffers(self, model_name: Optional[str] = None) -> Dict[str, np.ndarray[Any, Any]]:  # type: ignore[override]
             ...
 
-    def run_async(self, input_tensors: RunInput, model_name: Optional[str] = None) -> "concurrent.futures.Future[RunResult]":
-        """Like run(), but returns at once with a concurrent.futures.Future of the result
-        (use ``asyncio.wrap_future`` in asyncio code). ``future.cancel()`` succeeds while none
-        of the call's work has started, and takes its queued work out of the queue."""
+    def run_async(self, input_tensors: Any = None, model_name: Optional[str] = None, *,
+                  input_tensor: Any = None, multi_input_tensors: Any = None) -> "concurrent.futures.Future[RunResult]":
+        """Like run() (same input forms and keywords), but returns at once with a
+        concurrent.futures.Future of the result (use ``asyncio.wrap_future`` in asyncio
+        code). ``future.cancel()`` succeeds while none of the call's work has started, and
+        takes its queued work out of the queue.
+
+        Example: ``fut = rt.run_async(image); ...; out = fut.result()``.
+        """
+        if input_tensors is None or input_tensor is not None or multi_input_tensors is not None:
+            input_tensors = _pick_run_input("run_async()", input_tensors, input_tensor, multi_input_tensors)
         future = _RunFuture()
         future._call = self._run_async(input_tensors, model_name, future._complete)
         return future

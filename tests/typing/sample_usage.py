@@ -12,6 +12,7 @@ import concurrent.futures
 import pathlib
 import pickle
 import sys
+import types
 from typing import Any, Dict, List
 
 import numpy as np
@@ -101,6 +102,12 @@ def run_all_forms(model: HB_HBMRuntime) -> None:
     for output, array in by_model[name].items():
         same: bool = bool(np.allclose(array, by_input[name][output]))
         print(output, array.shape, array.dtype, same)
+    # the same forms by the vendor's keyword names, inputs in any mapping type
+    if model.input_counts[name] == 1:
+        print(sorted(model.run(input_tensor=next(iter(inputs.values())))[name]))
+    kw_inputs: RunResult = model.run(input_tensors=types.MappingProxyType(inputs), model_name=name)
+    kw_multi: RunResult = model.run(multi_input_tensors={name: inputs})
+    print(sorted(kw_inputs[name]) == sorted(kw_multi[name]))
     timings: Dict[str, Dict[str, float]] = by_model.timings
     print(timings[name]["infer_us"], timings[name]["core"])
 
@@ -178,6 +185,15 @@ def main(path: str) -> int:
     with HB_HBMRuntime([path]) as again:
         print(repr(again))
     print(again.closed)
+    # the vendor's keyword and module spellings
+    from hbm_runtime.HB_HBMRuntime import HB_HBMRuntime as VendorPath, QuantParams as VendorQuant
+
+    with VendorPath(model_files=[path]) as by_keyword, VendorPath(model_file=path) as single_keyword:
+        print(by_keyword.model_names == single_keyword.model_names, VendorQuant is QuantParams)
+    try:
+        HB_HBMRuntime(path + ".missing")
+    except FileNotFoundError as e:
+        print(e.filename)
     return 0
 
 

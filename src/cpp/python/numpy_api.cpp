@@ -152,6 +152,11 @@ nb::object wrap(void* data, DataType dtype, const std::vector<int64_t>& shape,
   return array;
 }
 
+bool is_array(nb::handle obj) {
+  const Api* a = api();
+  return a && PyObject_TypeCheck(obj.ptr(), a->array_type);
+}
+
 ViewResult view(nb::handle obj, ArrayView& out) {
   const Api* a = api();
   if (!a || !PyObject_TypeCheck(obj.ptr(), a->array_type)) return ViewResult::kNotNumpy;

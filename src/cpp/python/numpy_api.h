@@ -29,6 +29,9 @@ enum class ViewResult {
   kUnsupportedDtype,  // a numpy array whose dtype (or byte order) we cannot take
 };
 
+// True for numpy arrays (and subclasses).
+bool is_array(nanobind::handle obj);
+
 // Reads `obj` if it is a numpy array of native byte order with one of our dtypes.
 ViewResult view(nanobind::handle obj, ArrayView& out);
 

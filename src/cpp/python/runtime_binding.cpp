@@ -12,6 +12,7 @@
 #include "core/runtime.h"
 #include "core/fixed_pool.h"
 #include "errors.h"
+#include "numpy_api.h"
 
 namespace nb = nanobind;
 using namespace nb::literals;
@@ -62,6 +63,23 @@ size_t pick_model(const Runtime& rt, nb::handle model_name, const char* form) {
                         rt.model_list() + "): pass model_name= to choose one for " + form);
 }
 
+// `obj` as a dict when it is a dict or another collections.abc.Mapping (copied into a dict),
+// else an invalid object. Arrays, the common case, are recognised without asking the ABC.
+nb::object as_dict(nb::handle obj) {
+  if (PyDict_Check(obj.ptr())) return nb::borrow(obj);
+  if (numpy_api::is_array(obj)) return {};
+  static nb::handle mapping = [] {
+    nb::object abc = nb::module_::import_("collections.abc").attr("Mapping");
+    return abc.release();  // kept for good
+  }();
+  int is_mapping = PyObject_IsInstance(obj.ptr(), mapping.ptr());
+  if (is_mapping < 0) throw nb::python_error();
+  if (!is_mapping) return {};
+  nb::dict copy;
+  if (PyDict_Merge(copy.ptr(), obj.ptr(), 1) != 0) throw nb::python_error();  // keys(), [key]
+  return std::move(copy);
+}
+
 void add_dict_request(const Runtime& rt, size_t m, nb::handle inputs, ParsedRun& out) {
   const ModelInfo& mi = rt.info(m);
   Runtime::Request req;
@@ -90,7 +108,8 @@ void add_dict_request(const Runtime& rt, size_t m, nb::handle inputs, ParsedRun&
 
 ParsedRun parse_run(const Runtime& rt, nb::handle x, nb::handle model_name) {
   ParsedRun out;
-  if (!nb::isinstance<nb::dict>(x)) {
+  nb::object as_mapping = as_dict(x);
+  if (!as_mapping.is_valid()) {
     size_t m = pick_model(rt, model_name, "a single array");
     const ModelInfo& mi = rt.info(m);
     if (mi.inputs.size() != 1) {
@@ -107,11 +126,11 @@ ParsedRun parse_run(const Runtime& rt, nb::handle x, nb::handle model_name) {
     out.models.push_back(m);
     return out;
   }
-  nb::dict d = nb::borrow<nb::dict>(x);
+  nb::dict d = nb::borrow<nb::dict>(as_mapping);
   if (d.size() == 0) throw InvalidArgument("run() got an empty dict: no inputs given");
-  bool multi = nb::isinstance<nb::dict>(d.values()[0]);
+  bool multi = as_dict(d.values()[0]).is_valid();
   if (!multi) {
-    add_dict_request(rt, pick_model(rt, model_name, "a dict of inputs"), x, out);
+    add_dict_request(rt, pick_model(rt, model_name, "a dict of inputs"), d, out);
     return out;
   }
   // {model_name: {input_name: array}}
@@ -119,13 +138,14 @@ ParsedRun parse_run(const Runtime& rt, nb::handle x, nb::handle model_name) {
   if (!model_name.is_none()) only = pick_model(rt, model_name, "");
   for (auto [key, value] : d) {
     if (!nb::isinstance<nb::str>(key)) throw InvalidArgument("model names must be str, got " + str_of(key));
-    if (!nb::isinstance<nb::dict>(value))
+    nb::object inputs = as_dict(value);
+    if (!inputs.is_valid())
       throw InvalidArgument("the input dict mixes model names and input names: '" + str_of(key) +
                             "' maps to " + std::string(nb::type_name(value.type()).c_str()) +
                             ", expected a dict {input_name: array}");
     size_t m = rt.index_of(nb::borrow<nb::str>(key).c_str());
     if (only && m != *only) continue;
-    add_dict_request(rt, m, value, out);
+    add_dict_request(rt, m, inputs, out);
   }
   if (only && out.requests.empty())
     throw InvalidArgument("model_name '" + rt.info(*only).name +
@@ -383,7 +403,7 @@ void bind_runtime(nb::module_& m) {
              }
              rt.set_sched(parsed);
            })
-      .def("run", &run, "input_tensors"_a, "model_name"_a = nb::none())
+      .def("_run", &run, "input_tensors"_a, "model_name"_a = nb::none())
       .def("_run_async", &run_async, "input_tensors"_a, "model_name"_a.none(), "callback"_a)
       .def(
           "input_buffers",
@@ -399,13 +419,18 @@ void bind_runtime(nb::module_& m) {
               out[rt.info(m).inputs[i].name.c_str()] = to_device_numpy(std::move(bufs[i]));
             return nb::borrow<nb::typed<nb::dict, nb::str, nb::object>>(out);
           },
-          "model_name"_a = nb::none())
+          "model_name"_a = nb::none(),
+          "Device memory to write a model's inputs into, ``{input_name: numpy.ndarray}`` (BPU "
+          "models only: ValueError on the host engine). The arrays have the engine's padded "
+          "strides; passing them back to run() reaches the device without a copy.\n\n"
+          "Example: ``bufs = rt.input_buffers(); bufs['y'][...] = y; rt.run(bufs)``.")
       .def("close", &Runtime::close, nb::call_guard<nb::gil_scoped_release>(),
            "Releases the models once every running inference finished (runs on the calling "
            "thread included). Queued tasks are cancelled: their run_async futures become "
            "cancelled right after, on a completion thread. Later runs raise "
            "RuntimeClosedError; closing again does nothing.")
-      .def_prop_ro("closed", &Runtime::closed)
+      .def_prop_ro("closed", &Runtime::closed,
+                   "True once close() was called (later runs raise RuntimeClosedError).")
       .def("_in_flight", &Runtime::in_flight);
 }
 

@@ -142,6 +142,13 @@ def test_set_scheduling_params_takes_the_stub_keywords(two_models):
     assert params["single"].customId == 3 and params["single"].priority == 0
 
 
+def test_empty_core_list_means_any_core(two_models):
+    two_models.set_scheduling_params(bpu_cores={LANE: [0]})
+    two_models.set_scheduling_params(bpu_cores={LANE: []})
+    assert two_models.sched_params[LANE].bpu_cores == [-1]
+    assert two_models.sched_params["single"].bpu_cores == [-1]
+
+
 # -- run() -----------------------------------------------------------------------------------
 
 def test_run_overloads_by_position_and_by_keyword_agree_with_onnxruntime(open_runtime, single_path):
@@ -277,3 +284,26 @@ def test_run_signatures_are_introspectable():
         assert params["multi_input_tensors"].kind is inspect.Parameter.KEYWORD_ONLY
     init = inspect.signature(HB_HBMRuntime).parameters
     assert "model_file" in init and init["model_files"].kind is inspect.Parameter.KEYWORD_ONLY
+
+
+# -- errors ------------------------------------------------------------------------------------
+
+def test_input_errors_are_value_errors_and_runtime_errors(two_models, tmp_path):
+    """ValueError as the API documents; RuntimeError as the vendor's package raises."""
+    feeds = _feeds(two_models, "single")
+    x = next(iter(feeds.values()))
+    attempts = [
+        lambda: two_models.run(x[:, :1], model_name="single"),  # wrong shape
+        lambda: two_models.run(x.astype(np.float64), model_name="single"),  # wrong dtype
+        lambda: two_models.run({"nope": x}, model_name="single"),  # unknown input
+        lambda: two_models.run(x),  # two models loaded, none chosen
+        lambda: two_models.set_scheduling_params(priority={"nope": 1}),
+        lambda: two_models.set_scheduling_params(priority=2**70),
+        lambda: HB_HBMRuntime(os.fspath(tmp_path / "absent.onnx")),
+    ]
+    for attempt in attempts:
+        with pytest.raises(hbm_runtime.InvalidArgumentError) as e:
+            attempt()
+        assert isinstance(e.value, ValueError) and isinstance(e.value, RuntimeError)
+    with pytest.raises(RuntimeError):  # the vendor-style handler
+        two_models.run_async(x[:, :1], model_name="single").result(timeout=60)

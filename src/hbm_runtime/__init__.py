@@ -10,7 +10,8 @@ from . import _hbm_ext
 # The vendor's module path (hbm_runtime.HB_HBMRuntime is a module there too); imported before
 # the class of that name below, which then takes the attribute, as in the vendor package.
 from . import HB_HBMRuntime as _vendor_module_path  # noqa: F401
-from ._errors import EngineUnavailableError, HBMRuntimeError, ModelFileNotFoundError, RuntimeClosedError
+from ._errors import (EngineUnavailableError, HBMRuntimeError, InvalidArgumentError, ModelFileNotFoundError,
+                      RuntimeClosedError)
 from ._hbm_ext import hbDNNDataType, hbDNNQuantiType, host_cores, set_host_cores
 from ._nv12 import bgr_to_nv12, rgb_to_nv12
 from ._quantize import dequantize, quantize
@@ -49,6 +50,7 @@ __all__ = [
     "EngineUnavailableError",
     "RuntimeClosedError",
     "ModelFileNotFoundError",
+    "InvalidArgumentError",
     "RunResult",
     "set_host_cores",
     "host_cores",

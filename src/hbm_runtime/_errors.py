@@ -31,7 +31,15 @@ class RuntimeClosedError(RuntimeError):
     """The runtime was closed (explicitly or at interpreter exit) before the work ran."""
 
 
-class ModelFileNotFoundError(FileNotFoundError, ValueError):
+class InvalidArgumentError(ValueError, RuntimeError):
+    """An argument or input does not fit the model (name, dtype, shape, scheduling value...).
+
+    A ValueError, as the API documents; also a RuntimeError, which is what the vendor's own
+    package raises for these, so ``except RuntimeError`` in code written for it still works.
+    """
+
+
+class ModelFileNotFoundError(FileNotFoundError, InvalidArgumentError):
     """A model file does not exist. Checked before any engine loads, so a mistyped path is
-    never reported as a missing engine library. Also a ValueError, like every other bad
-    argument to HB_HBMRuntime()."""
+    never reported as a missing engine library. Also an InvalidArgumentError, like every
+    other bad argument to HB_HBMRuntime()."""

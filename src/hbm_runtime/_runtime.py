@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Protocol, 
 import numpy as np
 
 from . import _hbm_ext
-from ._errors import ModelFileNotFoundError, RuntimeClosedError
+from ._errors import InvalidArgumentError, ModelFileNotFoundError, RuntimeClosedError
 from ._hbm_ext import hbDNNDataType, hbDNNQuantiType
 from ._result import RunResult
 from ._types import QuantParams, SchedParam
@@ -160,13 +160,14 @@ def _as_int(value: Any, what: str) -> int:
     except TypeError:
         raise TypeError(f"{what}: expected an int, got {type(value).__name__}") from None
     if not -(2**63) <= number < 2**63:  # what the engines can hold; the range checks follow there
-        raise ValueError(f"{what}: {number} is out of range")
+        raise InvalidArgumentError(f"{what}: {number} is out of range")
     return number
 
 
 def _as_cores(value: Any, what: str) -> List[int]:
     if isinstance(value, (list, tuple)):
-        return [_as_int(v, what) for v in value]
+        # [] is the vendor package's spelling of "any core"; ours is [-1].
+        return [_as_int(v, what) for v in value] if value else [-1]
     return [_as_int(value, what)]
 
 
@@ -350,7 +351,7 @@ class HB_HBMRuntime(_hbm_ext._Runtime):
         value for every model (a plain list for ``bpu_cores``), e.g.
         ``rt.set_scheduling_params(priority={'yolo': 200}, bpu_cores={'yolo': [0]})``.
         ``priority`` 0-255 (higher runs first; 254 and 255 may preempt on the BPU),
-        ``bpu_cores`` core indices or ``[-1]`` for any. Everything is validated before
+        ``bpu_cores`` core indices, or ``[-1]`` (or ``[]``) for any. Everything is validated before
         anything changes (ValueError naming the model and value)."""
         current: List[List[Any]] = [list(self._sched(i)) for i in range(len(self._names))]
         touched = set()
@@ -362,7 +363,7 @@ class HB_HBMRuntime(_hbm_ext._Runtime):
             if isinstance(value, Mapping):
                 unknown = [k for k in value if k not in self._names]
                 if unknown:
-                    raise ValueError(
+                    raise InvalidArgumentError(
                         f"{what}: unknown model name(s) {unknown!r}; loaded models: {self._names!r}")
                 items = [(self._names.index(k), v) for k, v in value.items()]
             else:

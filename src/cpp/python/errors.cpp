@@ -22,7 +22,7 @@ nb::object to_python_exception(std::exception_ptr error) {
   } catch (const Cancelled& e) {
     return errors_module().attr("RuntimeClosedError")(e.what());
   } catch (const InvalidArgument& e) {
-    return nb::borrow(PyExc_ValueError)(e.what());
+    return errors_module().attr("InvalidArgumentError")(e.what());
   } catch (const nb::python_error& e) {
     return nb::borrow(e.value());
   } catch (const std::bad_alloc&) {

@@ -418,3 +418,43 @@ def test_concurrent_engine_failures_keep_their_own_messages(tmp_path):
     in_threads(2, lambda i: fail_often(["ma", "mb"][i]))
     rt.close()
     assert not mixed, mixed[:2]
+
+
+@pytest.mark.parametrize("calls", ["run", "run_async", "load_and_close"])
+def test_daemon_threads_inside_calls_at_interpreter_exit(tmp_path, calls):
+    # Python ends a daemon thread that takes the GIL back during finalization; ended inside
+    # the GIL guard's destructor, the process aborted ("terminate called without an active
+    # exception"). Such threads now wait for the process to end.
+    path = _affine(tmp_path / "a.onnx", n=256)
+    code = textwrap.dedent(f"""
+        import threading
+        import numpy as np
+        from hbm_runtime import HB_HBMRuntime
+        path = {path!r}
+        rt = HB_HBMRuntime(path)
+        x = np.ones((1, 256), np.float32)
+        started = threading.Barrier(4)
+
+        def loop(i):
+            started.wait()
+            while True:
+                if {calls!r} == "run":
+                    rt.run(x)
+                elif {calls!r} == "run_async":
+                    futures = [rt.run_async(x) for _ in range(8)]
+                    futures[-1].result()
+                else:
+                    HB_HBMRuntime(path).close()
+
+        for i in range(3):
+            threading.Thread(target=loop, args=(i,), daemon=True).start()
+        started.wait()
+        for _ in range(20):
+            rt.run(x)
+        print("main done", flush=True)
+    """)
+    for attempt in range(3):
+        proc = subprocess.run([sys.executable, "-c", code], env=python_env(), capture_output=True,
+                              text=True, timeout=240)
+        assert proc.returncode == 0 and "main done" in proc.stdout, (attempt, proc.returncode, proc.stderr[-3000:])
+        assert "terminate" not in proc.stderr, proc.stderr[-3000:]

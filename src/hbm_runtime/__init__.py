@@ -37,8 +37,9 @@ for _enum in (hbDNNDataType, hbDNNQuantiType):
 _hbm_ext._set_result_type(RunResult)
 # run() on this thread polls for Ctrl-C while it waits (Python delivers signals only here).
 _hbm_ext._set_main_thread(_threading.main_thread().ident or 0)
-# Finish queued work while the interpreter can still run its callbacks.
-_atexit.register(_hbm_ext._shutdown)
+# Finish queued work while the interpreter can still run its callbacks; from then on, daemon
+# threads still inside a call wait for the process to end instead of being ended mid-call.
+_atexit.register(_hbm_ext._at_exit)
 
 __all__ = [
     "HB_HBMRuntime",

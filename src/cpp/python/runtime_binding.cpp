@@ -12,6 +12,7 @@
 #include "core/runtime.h"
 #include "core/fixed_pool.h"
 #include "errors.h"
+#include "gil.h"
 #include "numpy_api.h"
 
 namespace nb = nanobind;
@@ -176,7 +177,7 @@ struct DetachedInputs final : PoolJob {
   nb::object runtime;
   void run() noexcept override {
     {
-      nb::gil_scoped_acquire gil;
+      GilAcquire gil;
       keep.clear();
       runtime.reset();
     }
@@ -189,20 +190,20 @@ nb::object run(nb::handle self, nb::handle x, nb::handle model_name) {
   ParsedRun parsed = parse_run(rt, x, model_name);
   std::vector<Runtime::Result> results;
   if (PyThread_get_thread_ident() != g_main_thread) {
-    nb::gil_scoped_release release;
+    GilRelease release;
     results = rt.run(std::move(parsed.requests));
   } else {
     // Python runs signal handlers on the main thread only, and only between bytecodes: poll
     // them while waiting, so Ctrl-C stops a run queued behind other work or a slow device.
     Runtime::WaitControl control;
     control.interrupted = [] {
-      nb::gil_scoped_acquire gil;
+      GilAcquire gil;
       return PyErr_CheckSignals() != 0;  // the handler's exception stays set for below
     };
     control.detach = [&] {
       auto inputs = std::make_unique<DetachedInputs>();
       {
-        nb::gil_scoped_acquire gil;
+        GilAcquire gil;
         inputs->keep = std::move(parsed.keep);
         inputs->runtime = nb::borrow(self);
       }
@@ -212,7 +213,7 @@ nb::object run(nb::handle self, nb::handle x, nb::handle model_name) {
       });
     };
     try {
-      nb::gil_scoped_release release;
+      GilRelease release;
       results = rt.run(std::move(parsed.requests), &control);
     } catch (const Interrupted&) {
       throw nb::python_error();  // KeyboardInterrupt (or whatever the handler raised)
@@ -235,7 +236,7 @@ struct AsyncCall final : PoolJob {
   // Runs on a completion thread (or, if none can be had, on the thread that finished).
   void run() noexcept override {
     {
-      nb::gil_scoped_acquire gil;
+      GilAcquire gil;
       complete();
     }
     delete this;
@@ -292,7 +293,7 @@ CallHandle run_async(nb::handle self, nb::handle x, nb::handle model_name, nb::o
   CallHandle handle;
   {
     // Device models are submitted (inputs copied, caches flushed) before this returns.
-    nb::gil_scoped_release release;
+    GilRelease release;
     handle.call = rt->run_async(std::move(parsed.requests), std::move(done));  // throws: nothing started
   }
   owned.release();  // from here on, the call's completion owns it
@@ -354,7 +355,7 @@ void bind_runtime(nb::module_& m) {
 
   nb::class_<Runtime>(m, "_Runtime")
       .def(nb::init<const std::vector<std::string>&, std::string_view>(), "model_files"_a,
-           "engine"_a = "", nb::call_guard<nb::gil_scoped_release>())
+           "engine"_a = "", nb::call_guard<GilRelease>())
       .def("_model_names",
            [](const Runtime& rt) {
              std::vector<std::string> names;
@@ -424,7 +425,7 @@ void bind_runtime(nb::module_& m) {
           "models only: ValueError on the host engine). The arrays have the engine's padded "
           "strides; passing them back to run() reaches the device without a copy.\n\n"
           "Example: ``bufs = rt.input_buffers(); bufs['y'][...] = y; rt.run(bufs)``.")
-      .def("close", &Runtime::close, nb::call_guard<nb::gil_scoped_release>(),
+      .def("close", &Runtime::close, nb::call_guard<GilRelease>(),
            "Releases the models once every running inference finished (runs on the calling "
            "thread included). Queued tasks are cancelled: their run_async futures become "
            "cancelled right after, on a completion thread. Later runs raise "

@@ -11,6 +11,7 @@
 #include "core/errors.h"
 #include "core/scheduler.h"
 #include "core/fixed_pool.h"
+#include "gil.h"
 #include "runtime_binding.h"
 
 namespace nb = nanobind;
@@ -64,7 +65,7 @@ class CoreHold {
 
 void bind_scheduler(nb::module_& m) {
   m.def("set_host_cores", [](int n) { Scheduler::instance().set_cores(n); }, "n"_a,
-        nb::call_guard<nb::gil_scoped_release>(),
+        nb::call_guard<GilRelease>(),
         "Sets how many virtual cores the host scheduler has (process-wide).");
   m.def("host_cores", [] { return Scheduler::instance().cores(); },
         "Number of virtual cores of the host scheduler.");
@@ -80,10 +81,18 @@ void bind_scheduler(nb::module_& m) {
           FixedPool::completions().shutdown();
         },
         nb::call_guard<nb::gil_scoped_release>());
+  // The atexit hook. Its thread is the one that finalizes, so it must not use GilRelease.
+  m.def("_at_exit", [] {
+          Scheduler::instance().shutdown();
+          FixedPool::device_waits().shutdown();
+          FixedPool::completions().shutdown();
+          mark_finalizing();  // daemon threads still in a run() wait rather than abort us
+        },
+        nb::call_guard<nb::gil_scoped_release>());
   m.def("_engine_versions", &loaded_engine_versions, "probe_devices"_a = false);
   nb::class_<CoreHold>(m, "_CoreHold")
-      .def(nb::init<int>(), "core"_a, nb::call_guard<nb::gil_scoped_release>())
-      .def("release", &CoreHold::release, nb::call_guard<nb::gil_scoped_release>());
+      .def(nb::init<int>(), "core"_a, nb::call_guard<GilRelease>())
+      .def("release", &CoreHold::release, nb::call_guard<GilRelease>());
 }
 
 }  // namespace hbm::py

@@ -1,114 +1,184 @@
-"""Command line: ``python -m hbm_runtime info MODEL...`` and ``python -m hbm_runtime demo``."""
+"""Command line of hbm_runtime: ``info`` (model metadata), ``bench`` (how fast the models
+run here) and ``demo`` (the bundled demo model). See docs/cli.md."""
 
 from __future__ import annotations
 
 import argparse
-import pathlib
-import statistics
+import os
 import sys
-import time
-from typing import TYPE_CHECKING, Any, Dict, List, Optional
+from typing import List, NoReturn, Optional
 
-import numpy as np
+from ._cli_common import NUMPY_DTYPES, CliError
+from ._cli_demo import DEMO_MODEL
 
-if TYPE_CHECKING:  # for annotations; the commands import it when they run
-    from ._runtime import HB_HBMRuntime
-
-DEMO_MODEL = pathlib.Path(__file__).resolve().parent / "models" / "demo_classifier.onnx"
-
-# hbDNNDataType name -> numpy dtype, as the vendor's examples write it.
-NUMPY_DTYPES = {
-    "S8": np.int8, "U8": np.uint8, "F16": np.float16, "S16": np.int16, "U16": np.uint16,
-    "F32": np.float32, "S32": np.int32, "U32": np.uint32, "F64": np.float64, "S64": np.int64,
-    "U64": np.uint64, "BOOL8": np.bool_, "S4": np.int8, "U4": np.uint8,
-}
+__all__ = ["main", "DEMO_MODEL", "NUMPY_DTYPES"]
 
 
-def _tensor_lines(rt: HB_HBMRuntime, model: str, kind: str) -> List[str]:
-    names = getattr(rt, f"{kind}_names")[model]
-    shapes, dtypes = getattr(rt, f"{kind}_shapes")[model], getattr(rt, f"{kind}_dtypes")[model]
-    strides, quants = getattr(rt, f"{kind}_strides")[model], getattr(rt, f"{kind}_quants")[model]
-    descs = getattr(rt, f"{kind}_descs")[model]
-    lines = [f"  {kind}s ({len(names)}):"]
-    for n in names:
-        q = quants[n]
-        lines.append(f"    {n}: shape={shapes[n]} dtype={dtypes[n].name} strides={strides[n]}")
-        if q.quant_type != 0:
-            lines.append(f"      quant: {q.quant_type.name} axis={q.axis} scale={q.scale.tolist()} "
-                         f"zero_point={q.zero_point.tolist()}")
-        if descs[n]:
-            lines.append(f"      desc: {descs[n]}")
-    return lines
+class _UsageError(Exception):
+    """A bad command line; argparse's own message."""
 
 
-def info(paths: List[str]) -> int:
-    from . import HB_HBMRuntime
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a bad command line is an error like the others: exit status 1."""
 
-    rt = HB_HBMRuntime(paths if len(paths) > 1 else paths[0])
-    print(f"hbm_runtime {rt.version}")
-    for path, desc in rt.hbm_descs.items():
-        print(f"file {path}" + (f": {desc}" if desc else ""))
-    sched = rt.sched_params
-    for model in rt.model_names:
-        s = sched[model]
-        print(f"model {model}")
-        if rt.model_descs[model]:
-            print(f"  desc: {rt.model_descs[model]}")
-        print(f"  sched: priority={s.priority} customId={s.customId} bpu_cores={s.bpu_cores} deviceId={s.deviceId}")
-        for kind in ("input", "output"):
-            print("\n".join(_tensor_lines(rt, model, kind)))
-    rt.close()
-    return 0
+    def error(self, message: str) -> NoReturn:
+        raise _UsageError(f"{self.format_usage().rstrip()}\n{self.prog}: error: {message}")
 
 
-def demo(model_path: Optional[str], runs: int) -> int:
-    from . import HB_HBMRuntime
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got '{text}'") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {value}")
+    return value
 
-    path = model_path or str(DEMO_MODEL)
-    with HB_HBMRuntime(path) as rt:
-        model = rt.model_names[0]
-        print(f"hbm_runtime {rt.version}")
-        print(f"model {model} from {path}")
-        rng = np.random.default_rng(0)
-        inputs: Dict[str, np.ndarray[Any, Any]] = {}
-        for name in rt.input_names[model]:
-            shape = [d if d > 0 else 1 for d in rt.input_shapes[model][name]]
-            dtype = NUMPY_DTYPES[rt.input_dtypes[model][name].name]
-            inputs[name] = (rng.random(shape) * (255 if np.issubdtype(dtype, np.integer) else 1)).astype(dtype)
-            print(f"  input {name}: shape={shape} dtype={np.dtype(dtype).name}")
-        result = rt.run(inputs)
-        for name, value in result[model].items():
-            print(f"  output {name}: shape={list(value.shape)} dtype={value.dtype}")
-            flat = value.reshape(-1)
-            print(f"    values[:10] = {np.array2string(flat[:10], precision=4)}")
-            if value.ndim == 2 and value.shape[0] == 1:
-                print(f"    argmax = {int(np.argmax(flat))}")
-        times = []
-        for _ in range(runs):
-            t0 = time.perf_counter()
-            rt.run(inputs)
-            times.append((time.perf_counter() - t0) * 1e6)
-        print(f"time per run over {runs} runs: median {statistics.median(times):.1f} us, "
-              f"min {min(times):.1f} us")
-    return 0
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got '{text}'") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds > 0, got '{text}'") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number of seconds > 0, got '{text}'")
+    return value
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got '{text}'") from None
+
+
+def _cores(text: str) -> List[int]:
+    try:
+        cores = [int(c) for c in text.split(",") if c.strip()]
+    except ValueError:
+        cores = []
+    if not cores:
+        raise argparse.ArgumentTypeError(f"expected core ids like 0 1 or 0,1, got '{text}'")
+    return cores
+
+
+def _prog() -> str:
+    # "hbm-runtime" when started as the console script.
+    name = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+    return "hbm-runtime" if name == "hbm-runtime" else "python -m hbm_runtime"
+
+
+def _tolerant_stdout() -> None:
+    # Descriptions may hold characters the terminal's encoding lacks: escape them, do not fail.
+    reconfigure = getattr(sys.stdout, "reconfigure", None)
+    if reconfigure is not None:
+        try:
+            reconfigure(errors="backslashreplace")
+        except (ValueError, OSError):
+            pass
+
+
+def _silence_stdout() -> None:
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line's parser (docs/cli.md describes every option)."""
+    parser = _Parser(prog=_prog(), description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{info,bench,demo}")
+
+    p_info = sub.add_parser("info", help="print every model's metadata",
+                            description="Prints every model's metadata: files, models, engines, scheduling, "
+                                        "inputs and outputs. Long values are cut unless --full.")
+    p_info.add_argument("models", nargs="+", metavar="MODEL", help=".hbm or .onnx files (loaded together)")
+    p_info.add_argument("--full", action="store_true", help="show long descriptions and value lists whole")
+    p_info.add_argument("--width", type=_positive_int,
+                        help="cut long descriptions to this many columns (default: the terminal's, else 120)")
+    p_info.add_argument("--json", action="store_true", help="print all metadata as one JSON object")
+
+    p_bench = sub.add_parser("bench", help="measure latency and throughput of the models here",
+                             description="Runs the models on random inputs (or --input files) from one or more "
+                                         "threads and reports latency percentiles, throughput and the per-stage "
+                                         "split. Ctrl-C stops the run, prints what was measured and exits 130.")
+    p_bench.add_argument("models", nargs="+", metavar="MODEL", help=".hbm or .onnx files (loaded together)")
+    p_bench.add_argument("--model-name", metavar="NAME",
+                         help="benchmark only this model (default: all loaded models, run together)")
+    p_bench.add_argument("--threads", type=_positive_int, default=1, metavar="N",
+                         help="threads calling run() at the same time (default 1)")
+    amount = p_bench.add_mutually_exclusive_group()
+    amount.add_argument("--runs", type=_positive_int, metavar="N", help="timed runs in total, split over the threads")
+    amount.add_argument("--seconds", type=_positive_float, metavar="S",
+                        help="run for this long (default 5 s when --runs is not given)")
+    p_bench.add_argument("--warmup", type=_count, default=10, metavar="N",
+                         help="untimed runs per thread before timing (default 10)")
+    p_bench.add_argument("--priority", type=_int, metavar="P", help="scheduling priority of the benchmarked models")
+    p_bench.add_argument("--cores", type=_cores, nargs="+", metavar="ID",
+                         help="BPU core ids (host: virtual cores) the models may run on, e.g. --cores 0 1")
+    p_bench.add_argument("--input", dest="inputs", action="append", default=[], metavar="NAME=FILE.npy",
+                         help="data of an input from a .npy file (NAME or MODEL:NAME); repeatable")
+    p_bench.add_argument("--shape", dest="shapes", action="append", default=[], metavar="NAME=D0,D1,...",
+                         help="shape of a random input with dynamic dimensions (default: -1 becomes 1); repeatable")
+    p_bench.add_argument("--seed", type=_int, default=0, metavar="N", help="seed of the random inputs (default 0)")
+    p_bench.add_argument("--json", action="store_true", help="print the report as one JSON object")
+    p_bench.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                         help="progress on stderr (default: when stderr is a terminal)")
+
+    p_demo = sub.add_parser("demo", help="run the bundled demo model and time it")
+    p_demo.add_argument("--model", help="run this model instead of the bundled one")
+    p_demo.add_argument("--runs", type=_positive_int, default=200, help="timed runs (default 200)")
+    return parser
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m hbm_runtime", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-    p_info = sub.add_parser("info", help="print every model's metadata")
-    p_info.add_argument("models", nargs="+", help=".hbm or .onnx files (loaded together)")
-    p_demo = sub.add_parser("demo", help="run the bundled demo model and time it")
-    p_demo.add_argument("--model", help="run this model instead of the bundled one")
-    p_demo.add_argument("--runs", type=int, default=200, help="timed runs (default 200)")
-    args = parser.parse_args(argv)
+    """Runs the command line ``argv`` (default: sys.argv[1:]); returns the exit status:
+    0 success, 1 error (message on stderr), 130 interrupted by Ctrl-C."""
+    try:
+        args = build_parser().parse_args(argv)
+    except _UsageError as e:
+        print(e, file=sys.stderr)
+        return 1
+    _tolerant_stdout()
     try:
         if args.command == "info":
-            return info(args.models)
+            from ._cli_info import info
+
+            return info(args.models, full=args.full, as_json=args.json, width=args.width)
+        if args.command == "bench":
+            from ._cli_bench import BenchOptions, bench
+
+            return bench(BenchOptions(
+                files=args.models, model_name=args.model_name, threads=args.threads, runs=args.runs,
+                seconds=args.seconds, warmup=args.warmup, priority=args.priority,
+                cores=None if args.cores is None else [c for group in args.cores for c in group],
+                inputs=args.inputs, shapes=args.shapes, seed=args.seed, as_json=args.json,
+                progress=args.progress))
+        from ._cli_demo import demo
+
         return demo(args.model, args.runs)
-    except (ValueError, RuntimeError, OSError) as e:
+    except BrokenPipeError:
+        _silence_stdout()  # the reader went away (| head): no message, no second error at exit
+        return 1
+    except (CliError, ValueError, TypeError, RuntimeError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -4,44 +4,65 @@ from typing import Any
 
 
 class hbDNNDataType(enum.IntEnum):
-    """Tensor element type (libdnn numbering)."""
+    """
+    Tensor element type, with libdnn's numbering: an integer enum, e.g. ``rt.input_dtypes['resnet18']['input'] == hbDNNDataType.U8`` and ``int(hbDNNDataType.F32) == 7``.
+    """
 
     S4 = 0
+    """signed 4-bit integer (numpy int8 on the Python side)"""
 
     U4 = 1
+    """unsigned 4-bit integer (numpy uint8 on the Python side)"""
 
     S8 = 2
+    """signed 8-bit integer (numpy.int8)"""
 
     U8 = 3
+    """unsigned 8-bit integer (numpy.uint8)"""
 
     F16 = 4
+    """16-bit float (numpy.float16)"""
 
     S16 = 5
+    """signed 16-bit integer (numpy.int16)"""
 
     U16 = 6
+    """unsigned 16-bit integer (numpy.uint16)"""
 
     F32 = 7
+    """32-bit float (numpy.float32)"""
 
     S32 = 8
+    """signed 32-bit integer (numpy.int32)"""
 
     U32 = 9
+    """unsigned 32-bit integer (numpy.uint32)"""
 
     F64 = 10
+    """64-bit float (numpy.float64)"""
 
     S64 = 11
+    """signed 64-bit integer (numpy.int64)"""
 
     U64 = 12
+    """unsigned 64-bit integer (numpy.uint64)"""
 
     BOOL8 = 13
+    """boolean, one byte (numpy.bool_)"""
 
     MAX = 14
+    """end marker of the numbering, not a type"""
 
 class hbDNNQuantiType(enum.IntEnum):
-    """Tensor quantization type."""
+    """
+    Tensor quantization type: NONE, or SCALE for ``x_float = (x_int - zero_point) * scale`` (see QuantParams).
+    """
 
     NONE = 0
+    """not quantized"""
 
     SCALE = 1
+    """scale and zero point, per tensor or per axis"""
 
 class _RunTimings:
     def to_dict(self) -> dict[str, dict[str, float]]: ...
@@ -75,11 +96,16 @@ class _Runtime:
 
     def _set_sched(self, arg: Sequence[tuple[int, int, int, Sequence[int], int]], /) -> None: ...
 
-    def run(self, input_tensors: object, model_name: object | None = None) -> object: ...
+    def _run(self, input_tensors: object, model_name: object | None = None) -> object: ...
 
     def _run_async(self, input_tensors: object, model_name: object | None, callback: object) -> _Call: ...
 
-    def input_buffers(self, model_name: object | None = None) -> dict[str, object]: ...
+    def input_buffers(self, model_name: object | None = None) -> dict[str, object]:
+        """
+        Device memory to write a model's inputs into, ``{input_name: numpy.ndarray}`` (BPU models only: ValueError on the host engine). The arrays have the engine's padded strides; passing them back to run() reaches the device without a copy.
+
+        Example: ``bufs = rt.input_buffers(); bufs['y'][...] = y; rt.run(bufs)``.
+        """
 
     def close(self) -> None:
         """
@@ -87,7 +113,8 @@ class _Runtime:
         """
 
     @property
-    def closed(self) -> bool: ...
+    def closed(self) -> bool:
+        """True once close() was called (later runs raise RuntimeClosedError)."""
 
     def _in_flight(self) -> int: ...
 
@@ -104,9 +131,31 @@ def _pool_threads() -> tuple[int, int, int]:
 
 def _shutdown() -> None: ...
 
+def _at_exit() -> None: ...
+
 def _engine_versions(probe_devices: bool = False) -> list[tuple[str, str]]: ...
 
 class _CoreHold:
     def __init__(self, core: int) -> None: ...
 
     def release(self) -> None: ...
+
+def _bgr_to_nv12(image: object, y: object | None, uv: object | None) -> tuple[Any, Any]:
+    """
+    BGR (H, W, 3) uint8 image -> (y, uv) NV12 planes, into y and uv when given.
+    """
+
+def _rgb_to_nv12(image: object, y: object | None, uv: object | None) -> tuple[Any, Any]:
+    """
+    RGB (H, W, 3) uint8 image -> (y, uv) NV12 planes, into y and uv when given.
+    """
+
+def _dequantize(q: object, scale: object, zero_point: object, axis: object | None, out: object) -> None:
+    """
+    Fills float32 `out` with (q - zero_point) * scale (see hbm_runtime.dequantize); scale: 1-D float32, zero_point: 1-D int32 (empty: 0).
+    """
+
+def _quantize(x: object, scale: object, zero_point: object, axis: object | None, out: object) -> None:
+    """
+    Fills integer `out` with saturate(rint(x / scale) + zero_point) (see hbm_runtime.quantize); scale: 1-D float32, zero_point: 1-D int32 (empty: 0).
+    """

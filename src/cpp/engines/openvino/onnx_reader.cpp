@@ -3,8 +3,11 @@
 // Field numbers follow onnx.proto (onnx 1.23); onnx-ml.proto uses the same ones.
 #include "engines/openvino/onnx_reader.h"
 
+#include <cerrno>
 #include <cstdint>
 #include <cstdio>
+#include <cstring>
+#include <fcntl.h>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -14,6 +17,10 @@
 #include <unordered_map>
 #include <utility>
 #include <vector>
+
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "core/errors.h"
 #include "engines/openvino/onnx_tensor_data.h"
@@ -426,6 +433,77 @@ std::string props_json(const std::vector<std::pair<Bytes, Bytes>>& props) {
   return out + "}";
 }
 
+// ---- external data ----------------------------------------------------------------------
+
+// Whether any tensor anywhere in the model (initializers, Constant values, attributes, subgraphs,
+// functions) stores its data in another file: TensorProto.data_location (14) EXTERNAL, or
+// external_data (13) entries. Deep nesting or bytes that do not parse count as yes: the answer
+// only decides whether the model may be copied on its own.
+class ExternalScan {
+ public:
+  bool model(Bytes m) {
+    try {
+      each_field(m, [&](const Field& f) {
+        if (f.number == 7) graph(f.len(), 0);             // ModelProto.graph
+        else if (f.number == 25) function(f.len(), 0);    // ModelProto.functions
+      });
+    } catch (const Malformed&) {
+      found_ = true;
+    }
+    return found_;
+  }
+
+ private:
+  static constexpr int kMaxDepth = 64;
+
+  bool deep(int depth) {
+    if (depth > kMaxDepth) found_ = true;
+    return found_;
+  }
+  void tensor(Bytes t) {
+    each_field(t, [&](const Field& f) {
+      if (f.number == 13 || (f.number == 14 && f.varint() == 1)) found_ = true;
+    });
+  }
+  void sparse(Bytes s) {  // SparseTensorProto.values = 1, indices = 2
+    each_field(s, [&](const Field& f) {
+      if (f.number == 1 || f.number == 2) tensor(f.len());
+    });
+  }
+  void graph(Bytes g, int depth) {
+    if (deep(depth)) return;
+    each_field(g, [&](const Field& f) {
+      if (found_) return;
+      if (f.number == 5) tensor(f.len());             // initializer
+      else if (f.number == 15) sparse(f.len());       // sparse_initializer
+      else if (f.number == 1) node(f.len(), depth);   // node
+    });
+  }
+  void function(Bytes fn, int depth) {
+    if (deep(depth)) return;
+    each_field(fn, [&](const Field& f) {
+      if (!found_ && f.number == 7) node(f.len(), depth);  // FunctionProto.node
+    });
+  }
+  void node(Bytes n, int depth) {
+    if (deep(depth)) return;
+    each_field(n, [&](const Field& f) {
+      if (found_ || f.number != 5) return;  // NodeProto.attribute
+      each_field(f.len(), [&](const Field& a) {
+        switch (a.number) {  // AttributeProto
+          case 5: case 10: tensor(a.len()); break;              // t, tensors
+          case 22: case 23: sparse(a.len()); break;             // sparse_tensor(s)
+          case 6: case 11: graph(a.len(), depth + 1); break;    // g, graphs
+        }
+      });
+    });
+  }
+
+  bool found_ = false;
+};
+
+bool has_external_data(Bytes data) { return ExternalScan().model(data); }
+
 OnnxFileInfo parse_file(Bytes data, const std::string& path) {
   Model m = parse_model(data);
   if (m.graph.empty()) throw InvalidArgument("'" + path + "' is not an ONNX model (it has no graph)");
@@ -469,30 +547,87 @@ OnnxFileInfo parse_file(Bytes data, const std::string& path) {
 
 }  // namespace
 
-OnnxFileInfo read_onnx_file(const std::string& path) {
-  // One read of the whole file; every string and message below is a view into it.
+FileBytes& FileBytes::operator=(FileBytes&& o) noexcept {
+  if (this != &o) {
+    release();
+    data_ = o.data_;
+    size_ = o.size_;
+    mapped_ = o.mapped_;
+    o.data_ = nullptr;
+  }
+  return *this;
+}
+
+FileBytes FileBytes::allocate(size_t size) {
+  FileBytes out;
+  out.size_ = size;
+  constexpr size_t kPrefaultFrom = size_t{1} << 20;
+  if (size >= kPrefaultFrom) {
+    void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+    if (p != MAP_FAILED) {
+      out.data_ = static_cast<char*>(p);
+      out.mapped_ = true;
+      return out;
+    }
+  }
+  out.data_ = new char[size ? size : 1];
+  return out;
+}
+
+void FileBytes::release() {
+  if (!data_) return;
+  if (mapped_) ::munmap(data_, size_);
+  else delete[] data_;
+  data_ = nullptr;
+}
+
+FileBytes read_file_bytes(const std::string& path) {
   auto fail = [&](const std::string& why) {
     return InvalidArgument("cannot read ONNX model '" + path + "': " + why);
   };
   std::error_code ec;
   if (std::filesystem::is_directory(path, ec)) throw fail("is a directory");
-  uintmax_t size = std::filesystem::file_size(path, ec);
-  if (ec) throw fail(ec.message());
-  if (size > SIZE_MAX) throw fail("too large for this platform");
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw fail("cannot open the file");
-  auto buf = std::make_unique_for_overwrite<char[]>(size ? size : 1);
-  if (!in.read(buf.get(), static_cast<std::streamsize>(size)) ||
-      in.gcount() != static_cast<std::streamsize>(size))
-    throw fail("short read");
+  // Read, never mapped: a file truncated meanwhile must be an error, not a SIGBUS.
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) throw fail(std::strerror(errno));
+  struct Close {
+    int fd;
+    ~Close() { ::close(fd); }
+  } closer{fd};
+  struct stat st;
+  if (::fstat(fd, &st) != 0) throw fail(std::strerror(errno));
+  if (!S_ISREG(st.st_mode)) throw fail("not a regular file");
+  if (static_cast<uintmax_t>(st.st_size) > SIZE_MAX) throw fail("too large for this platform");
+  const size_t size = static_cast<size_t>(st.st_size);
+  FileBytes out = FileBytes::allocate(size);
+  size_t done = 0;
+  while (done < size) {
+    const ssize_t got = ::read(fd, out.data() + done, size - done);
+    if (got < 0 && errno == EINTR) continue;
+    if (got < 0) throw fail(std::strerror(errno));
+    if (got == 0) throw fail("short read");
+    done += static_cast<size_t>(got);
+  }
+  return out;
+}
 
-  Bytes data(buf.get(), size);
+OnnxFileInfo parse_onnx_bytes(std::string_view bytes, const std::string& path) {
+  // Every string and message below is a view into `bytes`.
+  Bytes data(bytes);
+  OnnxFileInfo out;
   try {
-    return parse_file(data, path);
+    out = parse_file(data, path);
   } catch (const Malformed& m) {
     throw InvalidArgument("'" + path + "' is not a valid ONNX model: " + m.what + " at byte " +
                           std::to_string(m.at - data.data()));
   }
+  out.external_data = has_external_data(data);
+  return out;
+}
+
+OnnxFileInfo read_onnx_file(const std::string& path) {
+  FileBytes bytes = read_file_bytes(path);
+  return parse_onnx_bytes(bytes.view(), path);
 }
 
 ModelInfo read_onnx_info(const std::string& path) { return read_onnx_file(path).model; }

@@ -68,6 +68,8 @@ Api load() {
   lib.bind(a.port_free, "ov_output_const_port_free");
   lib.bind(a.partial_shape_free, "ov_partial_shape_free");
   lib.bind(a.core_compile_model, "ov_core_compile_model");
+  lib.bind(a.core_compile_model_from_file, "ov_core_compile_model_from_file");
+  lib.bind(a.core_get_property, "ov_core_get_property");
   lib.bind(a.compiled_model_free, "ov_compiled_model_free");
   lib.bind(a.compiled_model_inputs_size, "ov_compiled_model_inputs_size");
   lib.bind(a.compiled_model_outputs_size, "ov_compiled_model_outputs_size");
@@ -124,6 +126,11 @@ bool sets_message(Status status) {
 
 std::shared_mutex& call_mutex() {
   static std::shared_mutex* mu = new std::shared_mutex();  // never destroyed: used at exit
+  return *mu;
+}
+
+std::recursive_mutex& mapping_mutex() {
+  static std::recursive_mutex* mu = new std::recursive_mutex();  // never destroyed: used at exit
   return *mu;
 }
 

@@ -61,6 +61,9 @@ struct Api {
   void (*partial_shape_free)(PartialShape*);
   Status (*core_compile_model)(const Core*, const ModelGraph*, const char* device,
                                size_t property_args, CompiledModel**, ...);
+  Status (*core_compile_model_from_file)(const Core*, const char* path, const char* device,
+                                         size_t property_args, CompiledModel**, ...);
+  Status (*core_get_property)(const Core*, const char* device, const char* key, char** value);
   void (*compiled_model_free)(CompiledModel*);
   Status (*compiled_model_inputs_size)(const CompiledModel*, size_t*);
   Status (*compiled_model_outputs_size)(const CompiledModel*, size_t*);
@@ -132,11 +135,19 @@ std::optional<DataType> from_element_type(ElementType t);
 // "f32", "bf16", ... for messages.
 std::string element_type_name(ElementType t);
 
+// Held while a compile may map cache blobs and until their pages are released (see
+// ov_cache::release_mapped_pages), and while a compiled model is freed: so that no blob mapping
+// is unmapped, and its addresses reused, between reading /proc/self/maps and madvise().
+std::recursive_mutex& mapping_mutex();
+
 // unique_ptr deleters that call the matching *_free.
 struct Free {
   void operator()(Core* p) const { api().core_free(p); }
   void operator()(ModelGraph* p) const { api().model_free(p); }
-  void operator()(CompiledModel* p) const { api().compiled_model_free(p); }
+  void operator()(CompiledModel* p) const {
+    std::lock_guard lock(mapping_mutex());
+    api().compiled_model_free(p);
+  }
   void operator()(InferRequest* p) const { api().infer_request_free(p); }
   void operator()(Tensor* p) const { api().tensor_free(p); }
   void operator()(Port* p) const { api().port_free(p); }

@@ -2,14 +2,18 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <functional>
 #include <mutex>
+#include <thread>
 
 #include "core/env.h"
 #include "core/errors.h"
 #include "core/scheduler.h"
+#include "model_cache.h"
 #include "onnx_reader.h"
 
 namespace hbm {
@@ -21,9 +25,14 @@ struct OutputBuffer {
   ov::Owned<ov::Tensor> tensor;
 };
 
-// A compiled copy of the model. With one stream and one thread OpenVINO runs a sync
-// inference on the calling thread (no hop to a stream thread: the lowest latency) but one
-// at a time per compiled model, so parallel runs of one model get a replica each.
+// A compiled model. With one stream and one thread OpenVINO (2026.4) runs a sync inference on
+// the calling thread (no hop to a stream thread: the lowest latency) but one at a time per
+// compiled model, so parallel runs of a small model get a compiled replica each. Each replica
+// holds its own repacked copy of the weights (infer requests of one compiled model would share
+// them, but run one at a time), so a model with large weights is instead compiled once with
+// one stream per CPU: OpenVINO then hands each sync inference to one of its stream threads
+// (tens of microseconds, small next to what large weights cost to run) and its streams share
+// one copy of the weights.
 struct Replica {
   ov::Owned<ov::CompiledModel> compiled;
   int busy = 0;  // inferences running on it
@@ -52,8 +61,25 @@ struct RequestSlot {
 // another request whose outputs are free rather than by rebinding.
 constexpr size_t kIdleSlots = 4;
 
-ov::Owned<ov::CompiledModel> compile(const ov::Core& core, const ov::ModelGraph& graph,
-                                     const ModelInfo& info);
+// Weights from this size on (the file's size stands for them) make a model one compiled model
+// of several streams rather than replicas of one stream each (see Replica).
+constexpr uint64_t kSharedWeightsBytes = uint64_t{4} << 20;
+
+// How a model is compiled; its replicas are compiled the same way.
+struct CompileSpec {
+  std::string file;        // for messages
+  bool dynamic = false;    // some input has a dynamic dim
+  bool replicate = true;   // small weights: a replica per parallel caller; else shared weights
+  int streams = 1;         // OpenVINO streams (more than 1 only for shared weights)
+};
+
+// Makes one more replica; empty when the model is not replicated.
+using ReplicaMaker = std::function<ov::Owned<ov::CompiledModel>()>;
+
+ov::Owned<ov::CompiledModel> compile_graph(const ov::Core& core, const ov::ModelGraph& graph,
+                                           const CompileSpec& spec);
+ov::Owned<ov::CompiledModel> compile_cached(const ov::Core& core, ov_cache::Lease& lease,
+                                            const CompileSpec& spec);
 
 // Bytes of a dense tensor of `shape`; throws when that does not fit in memory's address range.
 size_t checked_bytes(const std::vector<int64_t>& shape, DataType dtype, const std::string& what) {
@@ -74,12 +100,14 @@ struct OutputPlan {
   bool unranked = false;  // even the rank is known only after a run; metadata shape is []
 };
 
+std::vector<OutputPlan> reconcile_with_compiled(const ov::CompiledModel& compiled, ModelInfo& info);
+
 class OvModel final : public Model {
  public:
   // `info` already holds what the compiled model computes (reconcile_with_compiled).
-  OvModel(ModelInfo info, const ov::Core& core, ov::Owned<ov::ModelGraph> graph,
-          ov::Owned<ov::CompiledModel> compiled, std::vector<OutputPlan> plans)
-      : info_(std::move(info)), core_(core), graph_(std::move(graph)), plans_(std::move(plans)) {
+  OvModel(ModelInfo info, ov::Owned<ov::CompiledModel> compiled, std::vector<OutputPlan> plans,
+          ReplicaMaker make_replica)
+      : info_(std::move(info)), plans_(std::move(plans)), make_replica_(std::move(make_replica)) {
     replicas_.push_back(std::make_unique<Replica>(Replica{std::move(compiled)}));
     free_.push_back(make_slot(replicas_[0].get()));  // fail at load, not at first run
   }
@@ -134,14 +162,19 @@ class OvModel final : public Model {
       if (r->busy == 0) return r.get();
       if (!least || r->busy < least->busy) least = r.get();
     }
-    if (growing_ || replicas_.size() >= static_cast<size_t>(Scheduler::instance().cores()))
+    if (!make_replica_ || growing_ ||
+        replicas_.size() >= static_cast<size_t>(Scheduler::instance().cores()))
       return least;
     growing_ = true;
     lock.unlock();
     std::unique_ptr<Replica> fresh;
     try {
-      fresh = std::make_unique<Replica>(Replica{compile(core_, *graph_, info_)});
+      fresh = std::make_unique<Replica>(Replica{make_replica_()});
+      if (!computes_the_same(*fresh->compiled)) fresh.reset();  // e.g. a file changed meanwhile
     } catch (...) {
+      fresh.reset();
+    }
+    if (!fresh) {
       lock.lock();
       growing_ = false;
       return least;  // run on an existing copy rather than fail the call
@@ -150,6 +183,17 @@ class OvModel final : public Model {
     growing_ = false;
     replicas_.push_back(std::move(fresh));
     return replicas_.back().get();
+  }
+
+  // Whether a new replica computes the types and shapes the metadata promises.
+  bool computes_the_same(const ov::CompiledModel& compiled) const {
+    ModelInfo copy = info_;
+    const std::vector<OutputPlan> plans = reconcile_with_compiled(compiled, copy);
+    for (size_t i = 0; i < plans.size(); ++i)
+      if (plans[i].bound != plans_[i].bound || plans[i].unranked != plans_[i].unranked ||
+          copy.outputs[i].shape != info_.outputs[i].shape)
+        return false;
+    return true;
   }
 
   std::unique_ptr<RequestSlot> acquire() {
@@ -300,9 +344,8 @@ class OvModel final : public Model {
   }
 
   ModelInfo info_;
-  const ov::Core& core_;  // the engine's; lives as long as the process
-  ov::Owned<ov::ModelGraph> graph_;  // kept to compile replicas
   std::vector<OutputPlan> plans_;  // per output
+  ReplicaMaker make_replica_;      // empty: one compiled model serves every caller
   std::mutex mu_;
   std::vector<std::unique_ptr<Replica>> replicas_;  // never shrinks: slots point into it
   std::vector<std::unique_ptr<RequestSlot>> free_;  // declared last: destroyed first
@@ -389,11 +432,84 @@ std::vector<OutputPlan> reconcile_with_compiled(const ov::CompiledModel& compile
 
 }  // namespace
 
+namespace {
+
+// One stream of one thread, replicated per parallel caller, for models with small weights; one
+// stream per CPU, never replicated, otherwise (see Replica).
+void choose_streams(uint64_t file_bytes, CompileSpec& spec) {
+  spec.replicate = file_bytes < kSharedWeightsBytes;
+  spec.streams = spec.replicate ? 1 : std::max(1u, std::thread::hardware_concurrency());
+}
+
+// What compiled blobs depend on besides the model's bytes and our compile properties (which
+// OpenVINO's blob ids cover): the OpenVINO build and the CPU. One per process: the engine's
+// Core is the only one.
+const std::string& cache_tag(const ov::Core& core) {
+  static std::once_flag once;
+  static std::string tag;
+  std::call_once(once, [&] {
+    std::string cpu;
+    char* value = nullptr;
+    if (ov::api().core_get_property(&core, "CPU", "FULL_DEVICE_NAME", &value) == 0 && value) {
+      cpu = value;
+      if (ov::api().free_string) ov::api().free_string(value);
+    }
+    tag = "hbm_runtime cache 1|OpenVINO " + ov::api().version + "|" + cpu;
+  });
+  return tag;
+}
+
+// The cache is a convenience: whatever keeps it from working is said once, on stderr, and
+// models are compiled without it.
+void warn_cache_once(const std::string& root, const std::string& why) {
+  static std::atomic<bool> warned{false};
+  if (warned.exchange(true)) return;
+  std::fprintf(stderr, "hbm_runtime: HBM_RUNTIME_CACHE_DIR='%s' is not used (%s); models are "
+               "compiled without the cache\n", root.c_str(), why.c_str());
+}
+
+struct Compiled {
+  ov::Owned<ov::CompiledModel> model;
+  ReplicaMaker make_replica;
+};
+
+// Compiles through the cache in HBM_RUNTIME_CACHE_DIR; nothing when the cache is off or cannot
+// be used for this model.
+Compiled compile_through_cache(const ov::Core& core, const FileBytes& bytes,
+                               const OnnxFileInfo& parsed, const CompileSpec& spec) {
+  const std::optional<std::string> root = env_value("HBM_RUNTIME_CACHE_DIR");
+  if (!root || root->empty() || parsed.external_data) return {};
+  Compiled out;
+  try {
+    std::string why;
+    bool unusable_root = false;
+    std::optional<ov_cache::Lease> lease =
+        ov_cache::Lease::open(*root, bytes.view(), cache_tag(core), why, unusable_root);
+    if (!lease) {
+      if (unusable_root) warn_cache_once(*root, why);
+      return {};
+    }
+    out.model = compile_cached(core, *lease, spec);
+    if (spec.replicate)
+      out.make_replica = [&core, entry = lease->entry_dir(), spec] {
+        std::optional<ov_cache::Lease> again = ov_cache::Lease::reopen(entry);
+        if (!again) throw EngineError("the cache entry '" + entry + "' cannot be used", -1);
+        return compile_cached(core, *again, spec);
+      };
+  } catch (const std::exception&) {
+    return {};  // compiled again without the cache, which reports any error of the model's own
+  }
+  return out;
+}
+
+}  // namespace
+
 std::shared_ptr<Model> load_ov_model(const ov::Core& core, const std::string& file) {
   std::error_code ec;
   if (!std::filesystem::is_regular_file(file, ec))
     throw InvalidArgument("model file '" + file + "' does not exist or is not a file");
-  OnnxFileInfo parsed = read_onnx_file(file);
+  FileBytes bytes = read_file_bytes(file);
+  OnnxFileInfo parsed = parse_onnx_bytes(bytes.view(), file);
   ModelInfo info = std::move(parsed.model);
   info.name = std::filesystem::path(file).stem().string();
   info.file = file;
@@ -403,14 +519,28 @@ std::shared_ptr<Model> load_ov_model(const ov::Core& core, const std::string& fi
   check_unique_names(info);
   refuse_unranked_inputs(info, parsed.unranked_inputs);
 
-  ov::ModelGraph* graph_raw = nullptr;
-  ov::call([&] { return ov::api().core_read_model(&core, file.c_str(), nullptr, &graph_raw); },
-           [&] { return "reading model '" + file + "'"; });
-  ov::Owned<ov::ModelGraph> graph(graph_raw);
-  ov::Owned<ov::CompiledModel> compiled = compile(core, *graph, info);
-  std::vector<OutputPlan> plans = reconcile_with_compiled(*compiled, info);
-  return std::make_shared<OvModel>(std::move(info), core, std::move(graph), std::move(compiled),
-                                   std::move(plans));
+  CompileSpec spec;
+  spec.file = file;
+  spec.dynamic = std::any_of(info.inputs.begin(), info.inputs.end(),
+                             [](const TensorInfo& t) { return t.has_dynamic_dims(); });
+  choose_streams(bytes.size(), spec);
+
+  Compiled compiled = compile_through_cache(core, bytes, parsed, spec);
+  bytes = {};  // before OpenVINO reads the file itself
+  if (!compiled.model) {
+    ov::ModelGraph* graph_raw = nullptr;
+    ov::call([&] { return ov::api().core_read_model(&core, file.c_str(), nullptr, &graph_raw); },
+             [&] { return "reading model '" + file + "'"; });
+    auto graph = std::make_shared<ov::Owned<ov::ModelGraph>>(graph_raw);
+    compiled.model = compile_graph(core, **graph, spec);
+    // Replicas compile from the graph already read (not the file again, which may have
+    // changed); the graph shares its weights with the compiled models.
+    if (spec.replicate)
+      compiled.make_replica = [&core, graph, spec] { return compile_graph(core, **graph, spec); };
+  }
+  std::vector<OutputPlan> plans = reconcile_with_compiled(*compiled.model, info);
+  return std::make_shared<OvModel>(std::move(info), std::move(compiled.model), std::move(plans),
+                                   std::move(compiled.make_replica));
 }
 
 namespace {
@@ -444,30 +574,92 @@ void hide_topology_from_tbb() {
 }
 
 namespace {
-ov::Owned<ov::CompiledModel> compile(const ov::Core& core, const ov::ModelGraph& graph,
-                                     const ModelInfo& info) {
-  // f32 so results match onnxruntime (the CPU default is bf16 on some CPUs). One stream of
-  // one thread: the inference runs on the calling thread, and our scheduler decides what
-  // runs when. Dynamic inputs are the exception: OpenVINO's single-thread mode skips runtime
-  // shape checks (an inconsistent shape then yields an empty or wrong output instead of an
-  // error; seen with OpenVINO 2026.4), so there it picks its thread count itself.
-  const bool dynamic = std::any_of(info.inputs.begin(), info.inputs.end(),
-                                   [](const TensorInfo& t) { return t.has_dynamic_dims(); });
+
+// The compile properties of `spec`, as the key/value list OpenVINO's C API takes.
+//
+// f32 so results match onnxruntime (the CPU default is bf16 on some CPUs). One stream of one
+// thread: the inference runs on the calling thread, and our scheduler decides what runs when.
+// Dynamic inputs are the exception: OpenVINO's single-thread mode skips runtime shape checks
+// (an inconsistent shape then yields an empty or wrong output instead of an error; seen with
+// OpenVINO 2026.4), so there it picks its thread count itself. Several streams (shared weights)
+// get one thread each; they keep the shape checks.
+class CompileProps {
+ public:
+  CompileProps(const CompileSpec& spec, const char* cache_dir) : streams_(std::to_string(spec.streams)) {
+    add("INFERENCE_PRECISION_HINT", "f32");
+    add("NUM_STREAMS", streams_.c_str());
+    if (!spec.dynamic || spec.streams > 1) add("INFERENCE_NUM_THREADS", streams_.c_str());
+    add("ENABLE_CPU_PINNING", "NO");
+    if (cache_dir) add("CACHE_DIR", cache_dir);
+  }
+  size_t count() const { return n_; }
+  const char* operator[](size_t i) const { return kv_[i]; }
+
+ private:
+  void add(const char* key, const char* value) {
+    kv_[n_++] = key;
+    kv_[n_++] = value;
+  }
+  std::string streams_;
+  const char* kv_[10] = {};
+  size_t n_ = 0;
+};
+
+// Calls an OpenVINO compile function with the list (unused trailing arguments are never read).
+template <class Fn>
+ov::Status compile_with(Fn&& fn, const CompileProps& p) {
+  return fn(p.count(), p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9]);
+}
+
+ov::Owned<ov::CompiledModel> compile_graph(const ov::Core& core, const ov::ModelGraph& graph,
+                                           const CompileSpec& spec) {
   const ov::Api& a = ov::api();
+  const CompileProps props(spec, nullptr);
   ov::CompiledModel* raw = nullptr;
   ov::call(
       [&] {
-        return dynamic
-                   ? a.core_compile_model(&core, &graph, "CPU", 6, &raw, "INFERENCE_PRECISION_HINT",
-                                          "f32", "NUM_STREAMS", "1", "ENABLE_CPU_PINNING", "NO")
-                   : a.core_compile_model(&core, &graph, "CPU", 8, &raw, "INFERENCE_PRECISION_HINT",
-                                          "f32", "NUM_STREAMS", "1", "INFERENCE_NUM_THREADS", "1",
-                                          "ENABLE_CPU_PINNING", "NO");
+        return compile_with(
+            [&](size_t n, auto... kv) { return a.core_compile_model(&core, &graph, "CPU", n, &raw, kv...); },
+            props);
       },
-      [&] { return "compiling model '" + info.file + "'"; });
+      [&] { return "compiling model '" + spec.file + "'"; });
   retire_hwloc_entry();  // TBB has loaded its topology
   return ov::Owned<ov::CompiledModel>(raw);
 }
+
+ov::Owned<ov::CompiledModel> compile_cached(const ov::Core& core, ov_cache::Lease& lease,
+                                            const CompileSpec& spec) {
+  const ov::Api& a = ov::api();
+  const CompileProps props(spec, lease.cache_dir().c_str());
+  auto compile = [&] {
+    ov::CompiledModel* raw = nullptr;
+    ov::call(
+        [&] {
+          return compile_with(
+              [&](size_t n, auto... kv) {
+                return a.core_compile_model_from_file(&core, lease.model_path().c_str(), "CPU", n,
+                                                      &raw, kv...);
+              },
+              props);
+        },
+        [&] { return "compiling model '" + spec.file + "' through the cache"; });
+    return ov::Owned<ov::CompiledModel>(raw);
+  };
+  ov::Owned<ov::CompiledModel> compiled;
+  if (lease.offered_blobs().empty()) {
+    compiled = compile();  // nothing to import: OpenVINO compiles and writes a blob
+  } else {
+    // OpenVINO maps the blob it imports and keeps the mapping, whose weights it has copied
+    // into its own layout by the end of the compile: those pages need not stay in our RSS.
+    std::lock_guard lock(ov::mapping_mutex());
+    compiled = compile();
+    ov_cache::release_mapped_pages(lease.offered_blobs(), lease.entry_dir());
+  }
+  retire_hwloc_entry();
+  lease.publish();
+  return compiled;
+}
+
 }  // namespace
 
 }  // namespace hbm

@@ -7,7 +7,7 @@ import errno
 import importlib.util
 import operator
 import os
-from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Protocol, Sequence, Tuple, Union, cast, overload
+from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Protocol, Sequence, Tuple, Union, overload
 
 import numpy as np
 
@@ -169,6 +169,9 @@ def _as_cores(value: Any, what: str) -> List[int]:
         # [] is the vendor package's spelling of "any core"; ours is [-1].
         return [_as_int(v, what) for v in value] if value else [-1]
     return [_as_int(value, what)]
+
+
+_run = _hbm_ext._Runtime._run  # looked up once: run() is the hot path
 
 
 def _pick_run_input(form: str, input_tensors: Any, input_tensor: Any, multi_input_tensors: Any) -> Any:
@@ -412,7 +415,7 @@ class HB_HBMRuntime(_hbm_ext._Runtime):
         """
         if input_tensors is None or input_tensor is not None or multi_input_tensors is not None:
             input_tensors = _pick_run_input("run()", input_tensors, input_tensor, multi_input_tensors)
-        return cast(RunResult, self._run(input_tensors, model_name))
+        return _run(self, input_tensors, model_name)  # type: ignore[return-value]
 
     if TYPE_CHECKING:  # the extension's input_buffers, typed for type checkers
 

@@ -116,6 +116,14 @@ def main() -> None:
         "ours": lambda: dequantize(q_pad, sc, zc, -1),
     }, args.rounds, args.calls)
 
+    # The expression as it is usually written with a tensor's QuantParams: its zero_point is an
+    # int32 array, so numpy computes (and returns) float64; ours returns float32.
+    qp = hbm_runtime.QuantParams(scale=[s1], zero_point=[z1], quant_type=hbm_runtime.hbDNNQuantiType.SCALE)
+    _compare("dequantize int32, per tensor, with QuantParams arrays (numpy promotes to float64)", {
+        "numpy": lambda: (q.astype(np.float32) - qp.zero_point) * qp.scale,
+        "ours": lambda: qp.dequantize(q),
+    }, args.rounds, args.calls)
+
     # The floor for any single pass: copying 4-byte elements between arrays of this size.
     f32 = q.view(np.float32)
     _compare("(floor: float32 copy, same bytes moved)", {

@@ -110,14 +110,28 @@ def soak_dyn(folder: Path) -> str:
     return _save(graph, folder / "soak_dyn.onnx")
 
 
+def soak_wide(folder: Path) -> str:
+    """x [1, 1024] -> y [1, 1100]: 4.5 MB of weights, over the size from which the host
+    engine shares one multi-stream compiled model between calling threads."""
+    w = np.random.default_rng(14).standard_normal((1024, 1100)).astype(np.float32) / 32
+    graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"])], "soak_wide",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1024])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 1100])],
+                              [numpy_helper.from_array(w, "w")])
+    return _save(graph, folder / "soak_wide.onnx")
+
+
 def onnx_models(folder: Path) -> Dict[str, Any]:
-    files = {"soak_mlp": soak_mlp(folder), "soak_cnn": soak_cnn(folder), "soak_dyn": soak_dyn(folder)}
+    files = {"soak_mlp": soak_mlp(folder), "soak_cnn": soak_cnn(folder), "soak_dyn": soak_dyn(folder),
+             "soak_wide": soak_wide(folder)}
     data = np.random.default_rng(0)
     x_mlp = data.standard_normal((1, 32)).astype(np.float32)
     x_cnn = data.random((1, 3, 32, 32), dtype=np.float32)
+    x_wide = data.standard_normal((1, 1024)).astype(np.float32)
     feeds: Dict[str, Feeds] = {
         "soak_mlp": lambda r: {"x": x_mlp},
         "soak_cnn": lambda r: {"image": x_cnn},
+        "soak_wide": lambda r: {"x": x_wide},
         "soak_dyn": lambda r: {"x": np.full((r.randint(1, 8), 6), r.random(), np.float32)},
     }
     return {"files": files, "feeds": feeds}
@@ -399,7 +413,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     host = onnx_models(folder)
     feeds: Dict[str, Feeds] = dict(host["feeds"])
     hf = host["files"]
-    groups = [[hf["soak_mlp"]], [hf["soak_cnn"]], [hf["soak_dyn"]], [hf["soak_mlp"], hf["soak_cnn"], hf["soak_dyn"]]]
+    groups = [[hf["soak_mlp"]], [hf["soak_cnn"]], [hf["soak_dyn"]], [hf["soak_wide"]],
+              [hf["soak_mlp"], hf["soak_cnn"], hf["soak_dyn"]], [hf["soak_wide"], hf["soak_mlp"]]]
     churn_files = list(hf.values())
     bpu = None if args.no_hbm else hbm_models(args.hbm_latency_us)
     if bpu is not None:

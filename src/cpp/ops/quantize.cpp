@@ -206,6 +206,44 @@ void run_dequantize(const Plan& p, const void* src, float* dst, const std::vecto
 
 // ---- quantize ---------------------------------------------------------------------------
 
+// The row loops of both quantizers below: `Q::one(x, scale, lo, hi, zp)` per element, with
+// the bounds `lo`/`hi` (dtype min/max - zero point) and the zero point in the type `B` each
+// rounding is done in.
+template <class Q, class D, class B, class Z>
+struct QuantizeRows {
+  const float* scale;
+  const B* lo;
+  const B* hi;
+  const Z* zp;
+
+  void row(const float* a, int64_t sa, D* b, int64_t sb, int64_t n, int64_t c) const {
+    const float s = scale[c];
+    const B l = lo[c], h = hi[c];
+    const Z z = zp[c];
+    if (sa == 1 && sb == 1) {
+      const float* __restrict src = a;
+      D* __restrict dst = b;
+      for (int64_t i = 0; i < n; ++i) dst[i] = Q::one(src[i], s, l, h, z);
+    } else {
+      for (int64_t i = 0; i < n; ++i) b[i * sb] = Q::one(a[i * sa], s, l, h, z);
+    }
+  }
+
+  void row_channels(const float* a, int64_t sa, D* b, int64_t sb, int64_t n) const {
+    const float* __restrict s = scale;
+    const B* __restrict l = lo;
+    const B* __restrict h = hi;
+    const Z* __restrict z = zp;
+    if (sa == 1 && sb == 1) {
+      const float* __restrict src = a;
+      D* __restrict dst = b;
+      for (int64_t i = 0; i < n; ++i) dst[i] = Q::one(src[i], s[i], l[i], h[i], z[i]);
+    } else {
+      for (int64_t i = 0; i < n; ++i) b[i * sb] = Q::one(a[i * sa], s[i], l[i], h[i], z[i]);
+    }
+  }
+};
+
 // 8- and 16-bit destinations. With the zero point inside the type's range, the quotient can
 // be clamped to [lo - zp, hi - zp] (integers below 2**17, exact in float32) before rounding:
 // rint is monotonic and keeps integers, so clamping first or after gives the same integer.
@@ -213,12 +251,7 @@ void run_dequantize(const Plan& p, const void* src, float* dst, const std::vecto
 // of exactly 1, so that addition rounds t to an integer, half to even; the subtraction is
 // exact. This is rint without a libm call, and it vectorises on every SIMD level.
 template <class D>
-struct NarrowQuantizer {
-  const float* scale;
-  const float* lo;  // dtype min - zero point
-  const float* hi;  // dtype max - zero point
-  const int32_t* zp;
-
+struct NarrowQuantizer : QuantizeRows<NarrowQuantizer<D>, D, float, int32_t> {
   static D one(float x, float s, float lo, float hi, int32_t zp) {
     constexpr float kRound = 12582912.0f;  // 1.5 * 2**23
     float t = x / s;
@@ -228,44 +261,13 @@ struct NarrowQuantizer {
     const float r = (t + kRound) - kRound;
     return static_cast<D>(static_cast<int32_t>(r) + zp);
   }
-
-  void row(const float* a, int64_t sa, D* b, int64_t sb, int64_t n, int64_t c) const {
-    const float s = scale[c], l = lo[c], h = hi[c];
-    const int32_t z = zp[c];
-    if (sa == 1 && sb == 1) {
-      const float* __restrict src = a;
-      D* __restrict dst = b;
-      for (int64_t i = 0; i < n; ++i) dst[i] = one(src[i], s, l, h, z);
-    } else {
-      for (int64_t i = 0; i < n; ++i) b[i * sb] = one(a[i * sa], s, l, h, z);
-    }
-  }
-
-  void row_channels(const float* a, int64_t sa, D* b, int64_t sb, int64_t n) const {
-    const float* __restrict s = scale;
-    const float* __restrict l = lo;
-    const float* __restrict h = hi;
-    const int32_t* __restrict z = zp;
-    if (sa == 1 && sb == 1) {
-      const float* __restrict src = a;
-      D* __restrict dst = b;
-      for (int64_t i = 0; i < n; ++i) dst[i] = one(src[i], s[i], l[i], h[i], z[i]);
-    } else {
-      for (int64_t i = 0; i < n; ++i) b[i * sb] = one(a[i * sa], s[i], l[i], h[i], z[i]);
-    }
-  }
 };
 
 // 32-bit destinations: the same in float64, where the bounds (up to 2**32) are exact. The
 // float32 quotient widens exactly, so rounding it in float64 gives float32 rint's integer;
 // 1.5 * 2**52 plays the role of 1.5 * 2**23 above. r + zp lies in the type's range.
 template <class D>
-struct WideQuantizer {
-  const float* scale;
-  const double* lo;
-  const double* hi;
-  const double* zp;
-
+struct WideQuantizer : QuantizeRows<WideQuantizer<D>, D, double, double> {
   static D one(float x, float s, double lo, double hi, double zp) {
     constexpr double kRound = 6755399441055744.0;  // 1.5 * 2**52
     double t = static_cast<double>(x / s);
@@ -274,32 +276,6 @@ struct WideQuantizer {
     t = t > hi ? hi : t;
     const double r = (t + kRound) - kRound;
     return static_cast<D>(r + zp);
-  }
-
-  void row(const float* a, int64_t sa, D* b, int64_t sb, int64_t n, int64_t c) const {
-    const float s = scale[c];
-    const double l = lo[c], h = hi[c], z = zp[c];
-    if (sa == 1 && sb == 1) {
-      const float* __restrict src = a;
-      D* __restrict dst = b;
-      for (int64_t i = 0; i < n; ++i) dst[i] = one(src[i], s, l, h, z);
-    } else {
-      for (int64_t i = 0; i < n; ++i) b[i * sb] = one(a[i * sa], s, l, h, z);
-    }
-  }
-
-  void row_channels(const float* a, int64_t sa, D* b, int64_t sb, int64_t n) const {
-    const float* __restrict s = scale;
-    const double* __restrict l = lo;
-    const double* __restrict h = hi;
-    const double* __restrict z = zp;
-    if (sa == 1 && sb == 1) {
-      const float* __restrict src = a;
-      D* __restrict dst = b;
-      for (int64_t i = 0; i < n; ++i) dst[i] = one(src[i], s[i], l[i], h[i], z[i]);
-    } else {
-      for (int64_t i = 0; i < n; ++i) b[i * sb] = one(a[i * sa], s[i], l[i], h[i], z[i]);
-    }
   }
 };
 
@@ -412,13 +388,13 @@ void run_quantize(const Plan& p, size_t nc, const float* src, void* dst, Range r
       return static_cast<int32_t>(zp(c));
     });
     execute(p, src, static_cast<D*>(dst),
-            NarrowQuantizer<D>{s.data(), lo.data(), hi.data(), z.data()});
+            NarrowQuantizer<D>{{s.data(), lo.data(), hi.data(), z.data()}});
   } else {
     const auto z = per_channel<double>(nc, p.tile, [&](size_t c) {
       return static_cast<double>(zp(c));
     });
     execute(p, src, static_cast<D*>(dst),
-            WideQuantizer<D>{s.data(), lo.data(), hi.data(), z.data()});
+            WideQuantizer<D>{{s.data(), lo.data(), hi.data(), z.data()}});
   }
 }
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import List, NoReturn, Optional
+from typing import Callable, List, NoReturn, Optional, TypeVar
 
 from ._cli_common import NUMPY_DTYPES, CliError
 from ._cli_demo import DEMO_MODEL
@@ -25,41 +25,29 @@ class _Parser(argparse.ArgumentParser):
         raise _UsageError(f"{self.format_usage().rstrip()}\n{self.prog}: error: {message}")
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got '{text}'") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {value}")
-    return value
+N = TypeVar("N", int, float)
 
 
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got '{text}'") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {value}")
-    return value
+def _number(convert: Callable[[str], N], what: str, ok: Callable[[N], bool]) -> Callable[[str], N]:
+    """An argparse type: `convert`, then `ok`; messages say `what` was expected."""
+
+    def parse(text: str) -> N:
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got '{text}'") from None
+        if not ok(value):
+            shown = str(value) if isinstance(value, int) else f"'{text}'"
+            raise argparse.ArgumentTypeError(f"expected {what}, got {shown}")
+        return value
+
+    return parse
 
 
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds > 0, got '{text}'") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a number of seconds > 0, got '{text}'")
-    return value
-
-
-def _int(text: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got '{text}'") from None
+_positive_int = _number(int, "a whole number >= 1", lambda v: v >= 1)
+_count = _number(int, "a whole number >= 0", lambda v: v >= 0)
+_positive_float = _number(float, "a number of seconds > 0", lambda v: v > 0 and v != float("inf"))
+_int = _number(int, "a whole number", lambda v: True)
 
 
 def _cores(text: str) -> List[int]:

@@ -63,6 +63,13 @@ class CoreHold {
 
 }  // namespace
 
+// Finishes queued work and stops the scheduler's and the pools' threads.
+static void stop_pools() {
+  Scheduler::instance().shutdown();
+  FixedPool::device_waits().shutdown();
+  FixedPool::completions().shutdown();
+}
+
 void bind_scheduler(nb::module_& m) {
   m.def("set_host_cores", [](int n) { Scheduler::instance().set_cores(n); }, "n"_a,
         nb::call_guard<GilRelease>(),
@@ -75,17 +82,10 @@ void bind_scheduler(nb::module_& m) {
                                  FixedPool::device_waits().threads());
         },
         "(host workers, completion threads, device-wait threads) running now.");
-  m.def("_shutdown", [] {
-          Scheduler::instance().shutdown();
-          FixedPool::device_waits().shutdown();
-          FixedPool::completions().shutdown();
-        },
-        nb::call_guard<nb::gil_scoped_release>());
+  m.def("_shutdown", &stop_pools, nb::call_guard<nb::gil_scoped_release>());
   // The atexit hook. Its thread is the one that finalizes, so it must not use GilRelease.
   m.def("_at_exit", [] {
-          Scheduler::instance().shutdown();
-          FixedPool::device_waits().shutdown();
-          FixedPool::completions().shutdown();
+          stop_pools();
           mark_finalizing();  // daemon threads still in a run() wait rather than abort us
         },
         nb::call_guard<nb::gil_scoped_release>());

@@ -384,9 +384,9 @@ def random_feeds(path, seed: int = 0, dims: Optional[Dict[str, int]] = None) -> 
 
 
 def assert_outputs_match(got: Dict[str, np.ndarray], ref: Dict[str, np.ndarray], what: str = "") -> None:
-    """Same output names (in order), dtypes and shapes; floats within a tight tolerance,
-    everything else exactly equal."""
-    assert list(got) == list(ref), f"{what}: output names {list(got)} != {list(ref)}"
+    """Same output names (keyed in name order, as run() returns them), dtypes and shapes;
+    floats within a tight tolerance, everything else exactly equal."""
+    assert list(got) == sorted(ref), f"{what}: output names {list(got)} != {sorted(ref)}"
     for name, expected in ref.items():
         actual = got[name]
         assert isinstance(actual, np.ndarray), f"{what}/{name}: {type(actual).__name__}"

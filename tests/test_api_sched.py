@@ -104,11 +104,15 @@ def test_unknown_model(trio):
     _expect_unchanged(rt, lambda: rt.set_scheduling_params(device_id={"nope": 1}), "nope")
 
 
-def test_negative_custom_id_and_device_id(trio):
+def test_negative_device_id_is_refused_negative_custom_id_accepted(trio):
     rt, _ = trio
-    _expect_unchanged(rt, lambda: rt.set_scheduling_params(custom_id={"m2": -1}), "m2", "-1")
-    _expect_unchanged(rt, lambda: rt.set_scheduling_params(custom_id=-5), "-5")
     _expect_unchanged(rt, lambda: rt.set_scheduling_params(device_id={"m3": -2}), "m3", "-2")
+    # custom_id is a signed int64, as the vendor's package takes it: negatives order first.
+    rt.set_scheduling_params(custom_id={"m2": -1})
+    assert rt.sched_params["m2"].customId == -1 and rt.sched_params["m1"].customId == 0
+    rt.set_scheduling_params(custom_id=-(2**63))
+    assert all(p.customId == -(2**63) for p in rt.sched_params.values())
+    _expect_unchanged(rt, lambda: rt.set_scheduling_params(custom_id=2**63), str(2**63))
 
 
 @pytest.mark.parametrize("cores", ["too_big", [-1, 0], [0, -1], [-2], "neg_and_big"])
@@ -126,7 +130,7 @@ def test_nothing_changes_when_a_later_argument_is_invalid(trio):
     rt, _ = trio
     rt.set_scheduling_params(priority={"m1": 20}, custom_id={"m2": 6})
     calls = [
-        lambda: rt.set_scheduling_params(priority={"m1": 100, "m2": 100}, custom_id={"m3": -1}),
+        lambda: rt.set_scheduling_params(priority={"m1": 100, "m2": 100}, device_id={"m3": -1}),
         lambda: rt.set_scheduling_params(priority=100, bpu_cores={"m3": [_core_id_limit()]}),
         lambda: rt.set_scheduling_params(priority={"m1": 1, "m2": 2, "m3": 300}),
         lambda: rt.set_scheduling_params(custom_id=1, device_id={"m1": 0, "m2": -1}),

@@ -118,7 +118,7 @@ def test_quick_start_multi_input(nv12_path, fill, capsys):
     assert sched.priority == 5 and sched.bpu_cores == [0]
     assert_outputs_match(results[model_name], ort_reference(nv12_path, input_tensors))
     expected = "".join(
-        f"Output: {n}, shape={tuple(models.NV12_OUTPUT_SHAPES[n])}\n" for n in models.NV12_OUTPUTS
+        f"Output: {n}, shape={tuple(models.NV12_OUTPUT_SHAPES[n])}\n" for n in sorted(models.NV12_OUTPUTS)
     )
     assert capsys.readouterr().out == expected
     model.close()
@@ -170,7 +170,9 @@ def test_multi_model_run(lanenet_path, nv12_path, fill, capsys):
         assert (sched.priority, sched.bpu_cores) == (5, [0]), name
     out = capsys.readouterr().out
     assert out.startswith(f"Loaded models: ['{LANENET_NAME}', '{NV12_NAME}']\n")
-    assert f"\nModel: {NV12_NAME}\n  Output: output, shape=(1, 84, 84, 2), dtype=int32\n" in out
+    # Outputs print in name order ('1310', '1312', 'output'), as the manual's dicts show them.
+    assert f"\nModel: {NV12_NAME}\n  Output: 1310, shape=(1, 42, 42, 2), dtype=int32\n" in out
+    assert "  Output: 1312, shape=(1, 21, 21, 2), dtype=int32\n  Output: output, shape=(1, 84, 84, 2)" in out
     assert f"\nModel: {LANENET_NAME}\n  Output: output, shape=(1, 4, 64, 128), dtype=float32\n" in out
 
     # 若指定模型名称则只会推理指定的模型
@@ -288,8 +290,8 @@ def test_input_quants_print_loop(open_runtime, qdq_path, capsys):
 
     expected = (
         "qdq:\n"
-        + _expected_quant_block("x", "SCALE", 1, [models.QDQ_X_SCALE], [models.QDQ_X_ZP], True)
         + _expected_quant_block("offset", "NONE", none_axis, [], [], True)
+        + _expected_quant_block("x", "SCALE", 1, [models.QDQ_X_SCALE], [models.QDQ_X_ZP], True)
     )
     assert capsys.readouterr().out == expected
 

@@ -277,6 +277,32 @@ def test_yolo_sized_output_padded():
     assert_bits_equal(quantize(x, scale, zp, 3, dtype=np.int32), ref_quantize(x, scale, zp, 3, np.int32))
 
 
+@pytest.mark.parametrize("layout", ["contiguous", "reversed", "channels_outer", "padded_out"])
+def test_large_arrays_match_reference(layout):
+    """Arrays of millions of elements, reversed, channels outermost or written into a padded
+    out=: bit for bit the reference, and out's elements outside the view stay untouched."""
+    rng = np.random.default_rng(21)
+    shape = (3, 700, 1001)  # 2.1 M elements; 3 and 700 do not divide evenly into the slices
+    q = random_ints(shape, np.int16, rng)
+    axis = 0 if layout == "channels_outer" else 2
+    scale = rng.uniform(0.01, 2, shape[axis]).astype(np.float32)
+    zp = rng.integers(-1000, 1000, shape[axis]).astype(np.int32)
+    if layout == "reversed":
+        q = q[::-1, :, ::-1]
+    if layout == "padded_out":
+        buf = np.full(shape[:-1] + (1024,), SENTINEL, np.float32)
+        out = buf[..., :shape[-1]]
+        assert dequantize(q, scale, zp, axis, out=out) is out
+        assert_bits_equal(out, ref_dequantize(q, scale, zp, axis))
+        assert np.all(buf[..., shape[-1]:] == np.float32(SENTINEL))
+    else:
+        assert_bits_equal(dequantize(q, scale, zp, axis), ref_dequantize(q, scale, zp, axis))
+    assert_bits_equal(dequantize(q, scale[:1], zp[:1]), ref_dequantize(q, scale[:1], zp[:1]))
+    x = rng.normal(0, 300, q.shape).astype(np.float32)
+    assert_bits_equal(quantize(x, scale, zp, axis, dtype=np.int16), ref_quantize(x, scale, zp, axis, np.int16))
+    assert_bits_equal(quantize(x, 0.5, 3, dtype=np.uint8), ref_quantize(x, 0.5, 3, None, np.uint8))
+
+
 @pytest.mark.parametrize("shape,axis", [((1, 64, 64, 3), 3), ((2, 37, 3), 2), ((1000, 7), 1), ((5, 3, 1000), 1),
                                         ((3, 1000), 0), ((7, 11, 13, 2), 3), ((2, 4096, 2), -1), ((600, 1), 1)])
 def test_per_channel_shapes(shape, axis):

@@ -29,7 +29,7 @@ def _infer_input_virs(ucp):
 def test_input_buffers_are_zero_copy_sysmem(hbm_runtime_factory, ucp):
     rt = hbm_runtime_factory(str(YOLO_FILE))
     bufs = rt.input_buffers(YOLO)
-    assert list(bufs) == ["data_y", "data_uv"]
+    assert list(bufs) == ["data_uv", "data_y"]  # name order, like every per-tensor dict
     y, uv = bufs["data_y"], bufs["data_uv"]
     assert (y.shape, y.strides, y.dtype) == ((1, 672, 672, 1), (473088, 704, 1, 1), np.uint8)
     assert (uv.shape, uv.strides, uv.dtype) == ((1, 336, 336, 2), (236544, 704, 2, 1), np.uint8)
@@ -251,3 +251,27 @@ def test_buffer_sets_return_to_the_pool(hbm_runtime_factory, ucp):
     rt.close()
     settle()
     assert ucp.own_live_mems() == {} and ucp.own_live_packed() == 0
+
+
+@pytest.mark.parametrize("reported", ["library's padded size", "0 (left empty)"])
+def test_inputs_with_filled_strides_work_whatever_alignedbytesize_says(hbm_runtime_factory, ucp, tmp_path, reported):
+    # A real library reports the padded size of -1-stride inputs (the double does so by
+    # default); one that leaves alignedByteSize 0 must work the same: the engine sizes the
+    # buffer from the strides it fills.
+    text = open(model_file("square_nv12.hbm")).read()
+    if reported.startswith("0"):
+        text = text.replace("strides=-1,-1,1,1", "strides=-1,-1,1,1 aligned=0")
+        text = text.replace("strides=-1,-1,2,1", "strides=-1,-1,2,1 aligned=0")
+        assert text.count("aligned=0") == 2
+    path = tmp_path / "square.hbm"
+    path.write_text(text)
+    rt = hbm_runtime_factory(str(path))
+    bufs = rt.input_buffers("m_square")
+    assert bufs["y"].shape == (1, 8, 8, 1) and bufs["y"].strides == (512, 64, 1, 1)
+    assert bufs["uv"].shape == (1, 4, 4, 2) and bufs["uv"].strides == (256, 64, 2, 1)
+    for seed in range(3):
+        feeds = random_inputs(SQUARE, seed)
+        for name, arr in feeds.items():
+            bufs[name][...] = arr
+        assert_outputs_equal(rt.run(bufs, "m_square")["m_square"], expected_outputs(SQUARE, feeds), reported)
+        assert_outputs_equal(rt.run(feeds)["m_square"], expected_outputs(SQUARE, feeds), reported)

@@ -166,8 +166,10 @@ def test_injected_init_failure_leaves_nothing_loaded(ucp, files):
 
 @pytest.mark.parametrize("files, error, match", [
     (["invalid.hbm"], HBMRuntimeError, "invalid.hbm"),
-    (["second.hbm", "invalid.hbm"], HBMRuntimeError, "invalid.hbm"),
-    (["multi.hbm", "dup_name.hbm"], ValueError, "m_add"),
+    # A failed packed load is retried file by file, so the message names the file at fault
+    # alone, and the files that share a model name.
+    (["second.hbm", "invalid.hbm"], HBMRuntimeError, r"^loading '[^']*/invalid\.hbm'"),
+    (["multi.hbm", "dup_name.hbm"], ValueError, r"model name 'm_add' appears in both '[^']*/multi\.hbm' and '[^']*/dup_name\.hbm'"),
 ])
 def test_bad_model_files_leave_nothing_loaded(ucp, files, error, match):
     live_packed = ucp.stat("live_packed")
@@ -189,3 +191,28 @@ def test_failing_onnx_file_releases_the_hbm_models_of_the_same_load(ucp, tmp_pat
     settle()
     assert ucp.stat("live_packed") == live_packed and ucp.own_live_packed() == 0
     assert ucp.own_live_mems() == {}
+
+
+def test_several_files_load_once_packed(ucp):
+    # One hbDNNInitializeFromFiles call for all files, as the vendor's package makes: loading
+    # each file alone first would double the load time and memory on a board.
+    files = [model_file("multi.hbm"), model_file("second.hbm")]
+    rt = HB_HBMRuntime(files)
+    inits = ucp.events("init")
+    assert [(e.int("files"), e.int("models")) for e in inits] == [(2, len(MULTI) + 1)]
+    assert rt.model_names == [*MULTI, "m_second"]
+    assert rt.hbm_descs == {files[0]: "multi-model test file\nsecond line", files[1]: "second test file"}
+    x = np.arange(8, dtype=np.uint8)
+    assert_outputs_equal(rt.run(x, model_name="m_second")["m_second"], expected_outputs(SECOND, {"x": x}))
+    rt.close()
+
+
+def test_hbm_files_listed_around_an_onnx_file_keep_the_given_model_order(ucp, tmp_path):
+    import models
+    onnx_path = models.single(tmp_path / "host_model.onnx")
+    files = [onnx_path, model_file("second.hbm"), model_file("multi.hbm")]
+    rt = HB_HBMRuntime(files)
+    assert rt.model_names == ["host_model", "m_second", *MULTI]
+    assert [e.int("files") for e in ucp.events("init")] == [2]
+    assert list(rt.hbm_descs) == files
+    rt.close()

@@ -92,7 +92,7 @@ def test_out_of_range_cores_change_nothing(second_rt, ucp, bad):
     assert (submit.int("priority"), submit.int("backend")) == (7, 0x2)
 
 
-@pytest.mark.parametrize("kwargs", [{"priority": 256}, {"priority": -1}, {"custom_id": -5}, {"device_id": -1}])
+@pytest.mark.parametrize("kwargs", [{"priority": 256}, {"priority": -1}, {"custom_id": 2**63}, {"device_id": -1}])
 def test_out_of_range_values_change_nothing(second_rt, ucp, kwargs):
     before = second_rt.sched_params
     with pytest.raises(ValueError):

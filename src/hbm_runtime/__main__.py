@@ -1,5 +1,6 @@
 """Command line of hbm_runtime: ``info`` (model metadata), ``bench`` (how fast the models
-run here) and ``demo`` (the bundled demo model). See docs/cli.md."""
+run here), ``demo`` (the bundled demo model) and ``doctor`` (what works on this machine).
+See docs/cli.md."""
 
 from __future__ import annotations
 
@@ -88,7 +89,7 @@ def _silence_stdout() -> None:
 def build_parser() -> argparse.ArgumentParser:
     """The command line's parser (docs/cli.md describes every option)."""
     parser = _Parser(prog=_prog(), description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{info,bench,demo}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{info,bench,demo,doctor}")
 
     p_info = sub.add_parser("info", help="print every model's metadata",
                             description="Prints every model's metadata: files, models, engines, scheduling, "
@@ -129,6 +130,15 @@ def build_parser() -> argparse.ArgumentParser:
     p_demo = sub.add_parser("demo", help="run the bundled demo model and time it")
     p_demo.add_argument("--model", help="run this model instead of the bundled one")
     p_demo.add_argument("--runs", type=_positive_int, default=200, help="timed runs (default 200)")
+
+    p_doctor = sub.add_parser("doctor", help="check what works here: Python, CPU, engines, libraries, settings",
+                              description="Checks Python, numpy, the package, the CPU, which engines load (and "
+                                          "from where), the environment variables hbm_runtime reads and the model "
+                                          "cache, and prints a fix for every problem. Exit status 0 when at least "
+                                          "one engine works, else 1.")
+    p_doctor.add_argument("models", nargs="*", metavar="MODEL",
+                          help=".hbm or .onnx files to load with their engine (also shows the BPU layout)")
+    p_doctor.add_argument("--json", action="store_true", help="print the report as one JSON object")
     return parser
 
 
@@ -155,6 +165,10 @@ def main(argv: Optional[List[str]] = None) -> int:
                 cores=None if args.cores is None else [c for group in args.cores for c in group],
                 inputs=args.inputs, shapes=args.shapes, seed=args.seed, as_json=args.json,
                 progress=args.progress))
+        if args.command == "doctor":
+            from ._cli_doctor import doctor
+
+            return doctor(args.models, as_json=args.json)
         from ._cli_demo import demo
 
         return demo(args.model, args.runs)

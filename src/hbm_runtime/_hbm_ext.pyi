@@ -135,6 +135,8 @@ def _at_exit() -> None: ...
 
 def _engine_versions(probe_devices: bool = False) -> list[tuple[str, str]]: ...
 
+def _device_library_version() -> str: ...
+
 class _CoreHold:
     def __init__(self, core: int) -> None: ...
 
@@ -158,4 +160,9 @@ def _dequantize(q: object, scale: object, zero_point: object, axis: object | Non
 def _quantize(x: object, scale: object, zero_point: object, axis: object | None, out: object) -> None:
     """
     Fills integer `out` with saturate(rint(x / scale) + zero_point) (see hbm_runtime.quantize); scale: 1-D float32, zero_point: 1-D int32 (empty: 0).
+    """
+
+def _ucp_props_layout(model_files: Sequence[str]) -> int:
+    """
+    Loads the .hbm files with the BPU libraries and returns the hbDNNTensorProperties layout the engine detects for their tensors: 10 or 8 (dims).
     """

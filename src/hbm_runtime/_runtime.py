@@ -94,6 +94,11 @@ class _Version(str):
 
 
 def _version_string() -> str:
+    # On a board: the BPU library's own string, as the vendor's package returns it (board
+    # scripts parse it); hbm_runtime.__version__ and engine_versions keep ours.
+    device = _hbm_ext._device_library_version()
+    if device:
+        return device
     engines = _hbm_ext._engine_versions(probe_devices=True)
     if not engines:
         return __version__
@@ -200,8 +205,10 @@ class HB_HBMRuntime(_hbm_ext._Runtime):
     """
 
     version = _VersionAttribute()
-    """The runtime's version string with the engine libraries' versions, e.g.
-    ``'0.4.0 (openvino 2026.4.1)'``; also callable, ``HB_HBMRuntime.version()``."""
+    """On a board, the BPU library's version string as ``hbDNNGetVersion()`` gives it (as the
+    vendor's package returns it); elsewhere the package version with the loaded engine
+    libraries', e.g. ``'0.4.0 (openvino 2026.4.1)'``. Also callable,
+    ``HB_HBMRuntime.version()``. ``hbm_runtime.__version__`` is always the package's."""
 
     def __init__(
         self,
@@ -252,7 +259,9 @@ class HB_HBMRuntime(_hbm_ext._Runtime):
         return dict(_hbm_ext._engine_versions())
 
     def _per_tensor(self, infos: List[List[_TensorInfo]], pick: Any) -> Dict[str, Dict[str, Any]]:
-        return {n: {t[0]: pick(t) for t in infos[i]} for i, n in enumerate(self._names)}
+        # Keyed by tensor name in name order, as the vendor's package and the manual's printed
+        # examples have them; input_names / output_names keep the model's own order.
+        return {n: {t[0]: pick(t) for t in sorted(infos[i], key=_tensor_name)} for i, n in enumerate(self._names)}
 
     @property
     def input_counts(self) -> Dict[str, int]:
@@ -446,6 +455,10 @@ class HB_HBMRuntime(_hbm_ext._Runtime):
     def __repr__(self) -> str:
         state = ", closed" if self.closed else ""
         return f"<HB_HBMRuntime models={self._names!r}{state}>"
+
+
+def _tensor_name(t: _TensorInfo) -> str:
+    return t[0]
 
 
 def _quant(t: _TensorInfo) -> QuantParams:

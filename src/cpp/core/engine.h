@@ -48,6 +48,9 @@ class Engine {
   virtual std::string_view name() const = 0;
   // Library versions, e.g. "OpenVINO 2026.4.1".
   virtual std::string version() const = 0;
+  // The device library's own version string, unchanged (BPU: what hbDNNGetVersion() says),
+  // which board scripts parse; empty for host engines.
+  virtual std::string device_version() const { return {}; }
   // Loads every file together; on any failure throws and leaves nothing loaded.
   virtual std::vector<std::shared_ptr<Model>> load(const std::vector<std::string>& files) = 0;
   // True when the device applies priorities itself (use Model::submit).
@@ -64,5 +67,7 @@ Engine& engine_for(const std::string& file, std::string_view forced = {});
 // Versions of the engines loaded so far, by engine name. `probe_devices`: first try once
 // to load the device engines (whose libraries are small), so their versions are known.
 std::vector<std::pair<std::string, std::string>> loaded_engine_versions(bool probe_devices = false);
+// device_version() of the first device engine whose libraries load, or "" when none does.
+std::string device_library_version();
 
 }  // namespace hbm

@@ -18,6 +18,14 @@ std::vector<int64_t> TensorInfo::dense_strides(const std::vector<int64_t>& concr
   return out;
 }
 
+std::vector<size_t> name_order(const std::vector<TensorInfo>& tensors) {
+  std::vector<size_t> order(tensors.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::sort(order.begin(), order.end(),
+            [&](size_t a, size_t b) { return tensors[a].name < tensors[b].name; });
+  return order;
+}
+
 std::string format_shape(const std::vector<int64_t>& shape, bool as_tuple) {
   std::string s = as_tuple ? "(" : "[";
   for (size_t i = 0; i < shape.size(); ++i) {

@@ -2,6 +2,7 @@
 #pragma once
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "dtype.h"
@@ -31,11 +32,19 @@ struct TensorInfo {
 struct ModelInfo {
   std::string name;
   std::string desc;
-  std::string file;       // path as the user gave it
+  std::string file;       // path as the user gave it; "" when the engine cannot tell (below)
   std::string file_desc;  // description of that file (hbm_descs)
+  // Set when several files were loaded together and the engine cannot tell which holds this
+  // model (one packed BPU load: the library does not say): every file of that load with its
+  // description, in load order. Empty otherwise.
+  std::vector<std::pair<std::string, std::string>> loaded_with;
   std::vector<TensorInfo> inputs;
   std::vector<TensorInfo> outputs;
 };
+
+// Indices of `tensors` in name order: per-tensor dicts are keyed that way (the vendor's
+// package does it; the manual prints them so), while name lists keep the model's order.
+std::vector<size_t> name_order(const std::vector<TensorInfo>& tensors);
 
 // "[1, 3, 224, 224]" for messages, or "(1, 3, 224, 224)" as numpy prints shapes.
 std::string format_shape(const std::vector<int64_t>& shape, bool as_tuple = false);

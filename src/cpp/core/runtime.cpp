@@ -116,7 +116,9 @@ Runtime::Runtime(const std::vector<std::string>& files, std::string_view engine)
   std::vector<std::pair<size_t, std::shared_ptr<Model>>> loaded;  // (file order key, model)
   for (auto& [engine_ptr, group] : groups) {
     for (auto& m : engine_ptr->load(group)) {
-      size_t order = std::find(files.begin(), files.end(), m->info().file) - files.begin();
+      const ModelInfo& mi = m->info();
+      const std::string& file = mi.file.empty() && !mi.loaded_with.empty() ? mi.loaded_with[0].first : mi.file;
+      size_t order = std::find(files.begin(), files.end(), file) - files.begin();
       loaded.push_back({order, std::move(m)});
       engines_.push_back(engine_ptr);
     }
@@ -137,10 +139,14 @@ Runtime::Runtime(const std::vector<std::string>& files, std::string_view engine)
   engines_ = std::move(engines);
   sched_.resize(models_.size());
   masks_.resize(models_.size(), kAnyCore);
-  for (const auto& mi : infos_) {
+  auto add_file_desc = [&](const std::string& file, const std::string& desc) {
     bool seen = std::any_of(file_descs_.begin(), file_descs_.end(),
-                            [&](auto& p) { return p.first == mi.file; });
-    if (!seen) file_descs_.push_back({mi.file, mi.file_desc});
+                            [&](auto& p) { return p.first == file; });
+    if (!seen) file_descs_.push_back({file, desc});
+  };
+  for (const auto& mi : infos_) {
+    if (mi.loaded_with.empty()) add_file_desc(mi.file, mi.file_desc);
+    for (const auto& [file, desc] : mi.loaded_with) add_file_desc(file, desc);
   }
 }
 
@@ -193,9 +199,7 @@ void Runtime::set_sched(const std::vector<std::pair<size_t, SchedParams>>& updat
     if (p.priority < 0 || p.priority > 255)
       throw InvalidArgument("priority of " + who + ": " + std::to_string(p.priority) +
                             ", expected an integer in 0..255");
-    if (p.custom_id < 0)
-      throw InvalidArgument("custom_id of " + who + ": " + std::to_string(p.custom_id) +
-                            ", expected a non-negative integer");
+    // custom_id is any int64 (hbUCPSchedParam.customId is signed; the vendor accepts negatives).
     if (p.device_id < 0)
       throw InvalidArgument("device_id of " + who + ": " + std::to_string(p.device_id) +
                             ", expected a non-negative integer");

@@ -77,22 +77,40 @@ Engine& engine_for(const std::string& file, std::string_view forced) {
   throw InvalidArgument("'" + file + "': unsupported model file type; supported: " + known);
 }
 
-std::vector<std::pair<std::string, std::string>> loaded_engine_versions(bool probe_devices) {
-  std::lock_guard lock(g_mu);
-  // The board's `version` names libdnn/libhbucp before any model is loaded, as the vendor's
-  // does; host engines are only reported once something loaded them.
+namespace {
+
+// The board's `version` names the device library before any model is loaded, as the vendor's
+// does; host engines are only reported once something loaded them. Called with g_mu held.
+void probe_device_engines_once() {
   static bool probed = false;
-  if (probe_devices && !probed) {
-    probed = true;
-    for (auto& slot : g_slots) {
-      if (!slot.device) continue;
-      try {
-        get(slot);
-      } catch (const Error&) {
-        // Libraries absent: `version` reports the package alone; loading a model says why.
-      }
+  if (probed) return;
+  probed = true;
+  for (auto& slot : g_slots) {
+    if (!slot.device) continue;
+    try {
+      get(slot);
+    } catch (const Error&) {
+      // Libraries absent: `version` reports the package alone; loading a model says why.
     }
   }
+}
+
+}  // namespace
+
+std::string device_library_version() {
+  std::lock_guard lock(g_mu);
+  probe_device_engines_once();
+  for (auto& slot : g_slots)
+    if (slot.device && slot.engine) {
+      std::string v = slot.engine->device_version();
+      if (!v.empty()) return v;
+    }
+  return {};
+}
+
+std::vector<std::pair<std::string, std::string>> loaded_engine_versions(bool probe_devices) {
+  std::lock_guard lock(g_mu);
+  if (probe_devices) probe_device_engines_once();
   std::vector<std::pair<std::string, std::string>> out;
   for (auto& slot : g_slots)
     if (slot.engine) out.push_back({std::string(slot.name), slot.engine->version()});

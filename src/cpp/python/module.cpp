@@ -40,5 +40,6 @@ NB_MODULE(_hbm_ext, m) {
   hbm::py::bind_scheduler(m);
   hbm::py::bind_nv12(m);
   hbm::py::bind_quantize(m);
+  hbm::py::bind_doctor(m);
   m.attr("__version__") = HBM_VERSION;
 }

@@ -90,6 +90,7 @@ void bind_scheduler(nb::module_& m) {
         },
         nb::call_guard<nb::gil_scoped_release>());
   m.def("_engine_versions", &loaded_engine_versions, "probe_devices"_a = false);
+  m.def("_device_library_version", &device_library_version);
   nb::class_<CoreHold>(m, "_CoreHold")
       .def(nb::init<int>(), "core"_a, nb::call_guard<GilRelease>())
       .def("release", &CoreHold::release, nb::call_guard<GilRelease>());

@@ -78,8 +78,16 @@ hbDNNTensorProperties props_of(const TensorDef& t) {
   p.scale.scaleData = t.scale.empty() ? nullptr : const_cast<float*>(t.scale.data());
   p.scale.zeroPointLen = static_cast<int32_t>(t.zero_point.size());
   p.scale.zeroPointData = t.zero_point.empty() ? nullptr : const_cast<int32_t*>(t.zero_point.data());
+  // A real library reports the padded size even for -1 strides (the filled outer stride
+  // times the outer dim); a model text's explicit aligned= (0 included) overrides it.
   p.alignedByteSize = t.aligned;
-  if (!t.aligned && known(t.dims) && known(t.strides)) p.alignedByteSize = t.strides[0] * t.dims[0];
+  if (t.aligned < 0) {
+    p.alignedByteSize = 0;
+    if (known(t.dims) && !t.strides.empty() && t.strides.back() > 0) {
+      const std::vector<int64_t> filled = vendor_fill(t.strides, t.dims);
+      if (known(filled)) p.alignedByteSize = filled[0] * t.dims[0];
+    }
+  }
   return p;
 }
 

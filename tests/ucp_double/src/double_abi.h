@@ -1,4 +1,5 @@
-// The test double's own declaration of the libdnn/libhbucp C ABI, from shared/ucp_abi.md.
+// The test double's own declaration of the libdnn/libhbucp C ABI, as documented in
+// docs/bpu_abi.md ("Functions", "Structs and layouts").
 // Compiled once per layout: UCP_DOUBLE_DIMS = 10 (current S100) or 8 (mid-2025 S100).
 #pragma once
 #include <cstddef>

@@ -13,7 +13,7 @@ struct TensorDef {
   int32_t dtype = 7;
   std::vector<int64_t> dims;     // -1 = dynamic
   std::vector<int64_t> strides;  // as reported; -1 = filled by the caller (inputs)
-  int64_t aligned = 0;           // alignedByteSize reported
+  int64_t aligned = -1;          // alignedByteSize reported; -1: what a real library reports
   std::vector<int64_t> valid;    // outputs with -1 dims: the shape each task produces
   int32_t quant_type = 0;
   std::vector<float> scale;

@@ -1,5 +1,5 @@
-// Our own declarations of the libdnn / libhbucp C ABI (RDK S100, OE 3.x), written from
-// shared/ucp_abi.md. No vendor header is used.
+// Our own declarations of the libdnn / libhbucp C ABI (RDK S100, OE 3.x), as documented in
+// docs/bpu_abi.md ("Functions", "Structs and layouts"). No vendor header is used.
 //
 // hbDNNTensorProperties exists in two layouts (max dims D = 10 on current releases, D = 8
 // on a mid-2025 one). It is never declared as a compiled-in struct: properties live in raw

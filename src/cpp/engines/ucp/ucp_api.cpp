@@ -96,6 +96,11 @@ std::string UcpApi::version() const {
   return v;
 }
 
+std::string UcpApi::dnn_version() const {
+  const char* s = hbDNNGetVersion ? hbDNNGetVersion() : nullptr;
+  return s ? std::string(s) : std::string();
+}
+
 void UcpApi::throw_dnn(int32_t rc, std::string_view context, std::string_view call) const {
   throw_error(describe(hbDNNGetErrorDesc, rc), rc, context, call);
 }

@@ -22,6 +22,8 @@ class UcpApi {
 
   // "libdnn 3.13.6_(...) / libhbucp 1.2.3 (SoC S100)".
   std::string version() const;
+  // hbDNNGetVersion()'s string unchanged ("" when the library gives none).
+  std::string dnn_version() const;
 
   // Throw hbm::EngineError: "<context>: <call> failed with code <rc> (<description>)".
   [[noreturn]] void throw_dnn(int32_t rc, std::string_view context, std::string_view call) const;

@@ -17,6 +17,7 @@ over rounds of its time divided by onnxruntime's in the same round. CPU time is 
 wall time on a shared machine moves with the load of others. Goal: warm <= 1.0x onnxruntime.
 
     python benchmarks/bench_load.py [--rounds 5] [--big]
+    python benchmarks/bench_load.py --floor     # ours vs OpenVINO's own warm import, in-process
 """
 
 from __future__ import annotations
@@ -59,6 +60,31 @@ print(json.dumps({"wall_ms": (t1 - t0) * 1e3, "cpu_ms": (c1 - c0) * 1e3}))
 """
 
 CONTENDERS = ["onnxruntime", "uncached", "cold", "warm", "warm, 2nd"]
+
+# --floor: in one process that has loaded everything once, the warm-cache load of a model by
+# hbm_runtime next to OpenVINO's own import of the same cache entry (its Python API, the same
+# compile properties) and onnxruntime's session creation, in interleaved rounds.
+FLOOR_CHILD = r"""
+import json, statistics, sys, tempfile, time, os
+path, rounds = sys.argv[1], int(sys.argv[2])
+import onnxruntime as ort, openvino as ov
+os.environ["HBM_RUNTIME_CACHE_DIR"] = tempfile.mkdtemp()
+from hbm_runtime import HB_HBMRuntime
+so = ort.SessionOptions(); so.intra_op_num_threads = 1; so.inter_op_num_threads = 1
+core = ov.Core()
+props = {"CACHE_DIR": tempfile.mkdtemp(), "INFERENCE_PRECISION_HINT": "f32", "NUM_STREAMS": "1",
+         "INFERENCE_NUM_THREADS": "1", "ENABLE_CPU_PINNING": "NO"}
+loads = {"onnxruntime": lambda: ort.InferenceSession(path, so, providers=["CPUExecutionProvider"]),
+         "hbm_runtime warm": lambda: HB_HBMRuntime(path).close(),
+         "openvino warm": lambda: core.compile_model(path, "CPU", props)}
+for f in loads.values():
+    f()
+times = {k: [] for k in loads}
+for _ in range(rounds):
+    for k, f in loads.items():
+        t0 = time.perf_counter(); f(); times[k].append((time.perf_counter() - t0) * 1e3)
+print(json.dumps({k: statistics.median(v) for k, v in times.items()}))
+"""
 
 
 def conv_net(name, size, channels, seed):
@@ -118,9 +144,21 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--big", action="store_true", help="also the 64 MB MatMul chain")
+    ap.add_argument("--floor", action="store_true",
+                    help="only: warm loads inside one process, ours next to OpenVINO's own import")
     args = ap.parse_args()
     print(f"machine: {platform.machine()}, {os.cpu_count()} cpus, python {platform.python_version()}")
     tiny, _ = _models.tiny_mlp("load_tiny")
+    if args.floor:
+        for label, path in (("small_cnn (68 KB)", _models.small_cnn("load_small")[0]),
+                            ("ocr-size cnn (4.7 MB)", conv_net("load_ocr", 224, [32, 32, 64, 64, 128, 128, 256, 256], 11))):
+            proc = subprocess.run([sys.executable, "-c", FLOOR_CHILD, path, str(10 * args.rounds)],
+                                  capture_output=True, text=True, timeout=900, check=True)
+            med = json.loads(proc.stdout.strip().splitlines()[-1])
+            ort_ms = med["onnxruntime"]
+            print(f"{label}, warm process, median of {10 * args.rounds}: " +
+                  "  ".join(f"{k} {v:.1f} ms ({v / ort_ms:.1f}x)" for k, v in med.items()))
+        return
     cases = {
         "small_cnn (68 KB)": _models.small_cnn("load_small")[0],
         "ocr-size cnn (4.7 MB)": conv_net("load_ocr", 224, [32, 32, 64, 64, 128, 128, 256, 256], 11),

@@ -118,7 +118,7 @@ def test_quick_start_multi_input(nv12_path, fill, capsys):
     assert sched.priority == 5 and sched.bpu_cores == [0]
     assert_outputs_match(results[model_name], ort_reference(nv12_path, input_tensors))
     expected = "".join(
-        f"Output: {n}, shape={tuple(models.NV12_OUTPUT_SHAPES[n])}\n" for n in sorted(models.NV12_OUTPUTS)
+        f"Output: {n}, shape={tuple(models.NV12_OUTPUT_SHAPES[n])}\n" for n in models.vendor_order(models.NV12_OUTPUTS)
     )
     assert capsys.readouterr().out == expected
     model.close()
@@ -170,10 +170,11 @@ def test_multi_model_run(lanenet_path, nv12_path, fill, capsys):
         assert (sched.priority, sched.bpu_cores) == (5, [0]), name
     out = capsys.readouterr().out
     assert out.startswith(f"Loaded models: ['{LANENET_NAME}', '{NV12_NAME}']\n")
-    # Outputs print in name order ('1310', '1312', 'output'), as the manual's dicts show them.
+    # Outputs print in the vendor's dict order ('1310', '1312', 'output', as the manual's dicts
+    # show them; lanenet's 'seg' before 'output').
     assert f"\nModel: {NV12_NAME}\n  Output: 1310, shape=(1, 42, 42, 2), dtype=int32\n" in out
     assert "  Output: 1312, shape=(1, 21, 21, 2), dtype=int32\n  Output: output, shape=(1, 84, 84, 2)" in out
-    assert f"\nModel: {LANENET_NAME}\n  Output: output, shape=(1, 4, 64, 128), dtype=float32\n" in out
+    assert f"\nModel: {LANENET_NAME}\n  Output: seg, shape=(1, 4, 64, 128), dtype=float32\n" in out
 
     # 若指定模型名称则只会推理指定的模型
     only = model.run(multi_input_tensors, model_name=NV12_NAME)
@@ -288,11 +289,11 @@ def test_input_quants_print_loop(open_runtime, qdq_path, capsys):
             print(f"    scale_data: {info.scale.tolist()}")
             print(f"    zero_point_data: {info.zero_point.tolist()}")
 
-    expected = (
-        "qdq:\n"
-        + _expected_quant_block("offset", "NONE", none_axis, [], [], True)
-        + _expected_quant_block("x", "SCALE", 1, [models.QDQ_X_SCALE], [models.QDQ_X_ZP], True)
-    )
+    blocks = {
+        "offset": _expected_quant_block("offset", "NONE", none_axis, [], [], True),
+        "x": _expected_quant_block("x", "SCALE", 1, [models.QDQ_X_SCALE], [models.QDQ_X_ZP], True),
+    }
+    expected = "qdq:\n" + "".join(blocks[n] for n in models.vendor_order(models.QDQ_INPUTS))
     assert capsys.readouterr().out == expected
 
 
@@ -310,12 +311,12 @@ def test_output_quants_print_loop(open_runtime, qdq_path, capsys):
             print(f"    scale_data: {info.scale}")
             print(f"    zero_point_data: {info.zero_point}")
 
-    expected = (
-        "qdq:\n"
-        + _expected_quant_block("y", "SCALE", 1, models.QDQ_Y_SCALE, models.QDQ_Y_ZP, False)
-        + _expected_quant_block("y_u8", "SCALE", 1, [models.QDQ_YU8_SCALE], [], False)
-        + _expected_quant_block("yf", "NONE", none_axis, [], [], False)
-    )
+    blocks = {
+        "y": _expected_quant_block("y", "SCALE", 1, models.QDQ_Y_SCALE, models.QDQ_Y_ZP, False),
+        "y_u8": _expected_quant_block("y_u8", "SCALE", 1, [models.QDQ_YU8_SCALE], [], False),
+        "yf": _expected_quant_block("yf", "NONE", none_axis, [], [], False),
+    }
+    expected = "qdq:\n" + "".join(blocks[n] for n in models.vendor_order(models.QDQ_OUTPUTS))
     assert capsys.readouterr().out == expected
 
 
@@ -415,7 +416,8 @@ def test_sched_param_class_example(tmp_path, open_runtime, two_cores):
 
 def test_sched_params_print_example(tmp_path, open_runtime, capsys):
     first, second = "yolo12s_detect_nashe_640x640_nv12", "yolov5nu_detect_nashe_640x640_nv12"
-    model = open_runtime([models.tiny(tmp_path / f"{first}.onnx"), models.tiny(tmp_path / f"{second}.onnx")])
+    # Loaded second-first, the vendor's dict order prints them as the manual does.
+    model = open_runtime([models.tiny(tmp_path / f"{second}.onnx"), models.tiny(tmp_path / f"{first}.onnx")])
     model.set_scheduling_params(priority={first: 10, second: 66}, bpu_cores={first: [0]})
 
     params = model.sched_params

@@ -214,5 +214,5 @@ def test_hbm_files_listed_around_an_onnx_file_keep_the_given_model_order(ucp, tm
     rt = HB_HBMRuntime(files)
     assert rt.model_names == ["host_model", "m_second", *MULTI]
     assert [e.int("files") for e in ucp.events("init")] == [2]
-    assert list(rt.hbm_descs) == files
+    assert list(rt.hbm_descs) == models.vendor_order(files)
     rt.close()

@@ -124,13 +124,16 @@ def test_every_stub_property_has_the_documented_shape(two_models):
     assert isinstance(names, list) and two_models.model_count == len(names) == 2
     for prop, value_type in PER_MODEL_PROPERTIES.items():
         value = getattr(two_models, prop)
-        assert isinstance(value, dict) and list(value) == names, prop
+        # Models in load order, but sched_params in the vendor's dict order (as hbm_descs).
+        want = models.vendor_order(names) if prop == "sched_params" else names
+        assert isinstance(value, dict) and list(value) == want, prop
         for model in names:
             assert isinstance(value[model], value_type), (prop, model)
             if value_type is dict:
-                # Keyed in name order (the vendor's), whatever order the model lists them in.
-                assert list(value[model]) == sorted(two_models.input_names[model]) if prop.startswith("input") \
-                    else list(value[model]) == sorted(two_models.output_names[model]), prop
+                # Keyed in the vendor's dict order, whatever order the model lists them in.
+                assert list(value[model]) == models.vendor_order(two_models.input_names[model]) \
+                    if prop.startswith("input") else \
+                    list(value[model]) == models.vendor_order(two_models.output_names[model]), prop
     assert isinstance(two_models.hbm_descs, dict) and len(two_models.hbm_descs) == 2
     q = next(iter(two_models.output_quants[LANE].values()))
     assert {"quant_type", "axis", "scale", "zero_point"} <= set(dir(q))
@@ -311,3 +314,40 @@ def test_input_errors_are_value_errors_and_runtime_errors(two_models, tmp_path):
         assert isinstance(e.value, ValueError) and isinstance(e.value, RuntimeError)
     with pytest.raises(RuntimeError):  # the vendor-style handler
         two_models.run_async(x[:, :1], model_name="single").result(timeout=60)
+
+
+# Key orders the vendor's own binary (hbm-runtime 0.1.0.post1, run under qemu-user against the
+# BPU test double) produced for these names, given in model order: the iteration order of its
+# std::unordered_map. Per-tensor dicts, run() results, sched_params and hbm_descs follow it.
+VENDOR_OBSERVED_ORDERS = [
+    (["a", "b"], ["b", "a"]),
+    (["h", "d", "b"], ["d", "b", "h"]),
+    (["y", "z"], ["z", "y"]),
+    (["r", "t"], ["t", "r"]),
+    (["output", "1310", "1312"], ["1310", "1312", "output"]),
+    (["data_y", "data_uv"], ["data_uv", "data_y"]),
+    (["m_add", "m_nv12", "m_rows", "m_dyn", "m_types"], ["m_types", "m_dyn", "m_rows", "m_nv12", "m_add"]),
+]
+
+
+@pytest.mark.parametrize("given, vendor", VENDOR_OBSERVED_ORDERS)
+def test_dict_key_order_is_the_vendors(given, vendor):
+    assert models.vendor_order(given) == vendor
+
+
+def test_dicts_and_results_share_one_key_order(tmp_path):
+    # Inputs a, b and outputs y, z: the vendor keys them b, a and z, y.
+    from onnx import TensorProto, helper
+    graph = helper.make_graph(
+        [helper.make_node("Add", ["a", "b"], ["y"]), helper.make_node("Sub", ["a", "b"], ["z"])], "ab",
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, [2]) for n in ("a", "b")],
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, [2]) for n in ("y", "z")])
+    path = models._save(graph, tmp_path / "ab.onnx")
+    with HB_HBMRuntime(path) as rt:
+        assert rt.input_names["ab"] == ["a", "b"] and rt.output_names["ab"] == ["y", "z"]
+        for prop in ("input_shapes", "input_dtypes", "input_descs", "input_quants", "input_strides"):
+            assert list(getattr(rt, prop)["ab"]) == ["b", "a"], prop
+        for prop in ("output_shapes", "output_dtypes", "output_descs", "output_quants", "output_strides"):
+            assert list(getattr(rt, prop)["ab"]) == ["z", "y"], prop
+        out = rt.run({"a": np.ones(2, np.float32), "b": np.ones(2, np.float32)})["ab"]
+        assert list(out) == ["z", "y"] and out["y"].tolist() == [2, 2] and out["z"].tolist() == [0, 0]

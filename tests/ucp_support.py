@@ -578,8 +578,10 @@ def random_inputs(model: ModelDef, seed: int, shapes: Optional[Dict[str, Sequenc
 
 
 def assert_outputs_equal(got: Dict[str, np.ndarray], want: Dict[str, np.ndarray], what: str = "") -> None:
-    # run() keys outputs in name order (as the vendor's package does).
-    assert list(got) == sorted(want), f"{what}: output names {list(got)} != {sorted(want)}"
+    # run() keys outputs in the vendor package's dict order.
+    from models import vendor_order
+    order = vendor_order(want)
+    assert list(got) == order, f"{what}: output names {list(got)} != {order}"
     for name, w in want.items():
         g = got[name]
         assert g.dtype == w.dtype, f"{what}: output {name!r} dtype {g.dtype} != {w.dtype}"

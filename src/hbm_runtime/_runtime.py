@@ -7,7 +7,8 @@ import errno
 import importlib.util
 import operator
 import os
-from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Protocol, Sequence, Tuple, Union, overload
+from typing import (TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, Protocol, Sequence, Tuple, TypeVar,
+                    Union, overload)
 
 import numpy as np
 
@@ -250,7 +251,7 @@ class HB_HBMRuntime(_hbm_ext._Runtime):
     def hbm_descs(self) -> Dict[str, str]:
         """Each loaded file's description, keyed by file path, e.g.
         ``{'/opt/models/resnet18.hbm': 'built 2025-06-01'}``."""
-        return dict(self._file_descs())
+        return dict(_vendor_ordered(self._file_descs(), lambda fd: fd[0]))
 
     @property
     def engine_versions(self) -> Dict[str, str]:
@@ -259,9 +260,9 @@ class HB_HBMRuntime(_hbm_ext._Runtime):
         return dict(_hbm_ext._engine_versions())
 
     def _per_tensor(self, infos: List[List[_TensorInfo]], pick: Any) -> Dict[str, Dict[str, Any]]:
-        # Keyed by tensor name in name order, as the vendor's package and the manual's printed
-        # examples have them; input_names / output_names keep the model's own order.
-        return {n: {t[0]: pick(t) for t in sorted(infos[i], key=_tensor_name)} for i, n in enumerate(self._names)}
+        # Keyed in the vendor package's order (its hash map's; the manual prints them so);
+        # input_names / output_names keep the model's own order.
+        return {n: {t[0]: pick(t) for t in _vendor_ordered(infos[i], _tensor_name)} for i, n in enumerate(self._names)}
 
     @property
     def input_counts(self) -> Dict[str, int]:
@@ -347,9 +348,10 @@ class HB_HBMRuntime(_hbm_ext._Runtime):
         """Scheduling parameters of each model, e.g. ``{'resnet18': SchedParam(priority=0,
         customId=0, bpu_cores=[-1], deviceId=0)}`` (``[-1]``: any core)."""
         out = {}
-        for i, n in enumerate(self._names):
+        for i in _hbm_ext._vendor_dict_order(self._names):  # the vendor package's key order
             priority, custom_id, cores, device_id = self._sched(i)
-            out[n] = SchedParam(priority=priority, customId=custom_id, bpu_cores=list(cores), deviceId=device_id)
+            out[self._names[i]] = SchedParam(priority=priority, customId=custom_id, bpu_cores=list(cores),
+                                             deviceId=device_id)
         return out
 
     def set_scheduling_params(
@@ -459,6 +461,15 @@ class HB_HBMRuntime(_hbm_ext._Runtime):
 
 def _tensor_name(t: _TensorInfo) -> str:
     return t[0]
+
+
+T = TypeVar("T")
+
+
+def _vendor_ordered(items: Sequence[T], name: Callable[[T], str]) -> List[T]:
+    """`items` in the order the vendor's package keys its dicts by `name(item)`: its
+    std::unordered_map's iteration order (e.g. inputs a, b come out b, a)."""
+    return [items[i] for i in _hbm_ext._vendor_dict_order([name(x) for x in items])]
 
 
 def _quant(t: _TensorInfo) -> QuantParams:

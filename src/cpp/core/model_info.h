@@ -42,9 +42,13 @@ struct ModelInfo {
   std::vector<TensorInfo> outputs;
 };
 
-// Indices of `tensors` in name order: per-tensor dicts are keyed that way (the vendor's
-// package does it; the manual prints them so), while name lists keep the model's order.
-std::vector<size_t> name_order(const std::vector<TensorInfo>& tensors);
+// The order in which the vendor's package keys its per-tensor (and some per-model) dicts:
+// the iteration order of a libstdc++ std::unordered_map<std::string, ...> filled with `names`
+// in the given order (seen by running its binary; e.g. a, b -> b, a; output, 1310, 1312 ->
+// 1310, 1312, output, as the manual prints). Indices into `names`. Name lists keep the
+// model's order.
+std::vector<size_t> vendor_dict_order(const std::vector<std::string>& names);
+std::vector<size_t> vendor_dict_order(const std::vector<TensorInfo>& tensors);
 
 // "[1, 3, 224, 224]" for messages, or "(1, 3, 224, 224)" as numpy prints shapes.
 std::string format_shape(const std::vector<int64_t>& shape, bool as_tuple = false);

@@ -91,6 +91,8 @@ void bind_scheduler(nb::module_& m) {
         nb::call_guard<nb::gil_scoped_release>());
   m.def("_engine_versions", &loaded_engine_versions, "probe_devices"_a = false);
   m.def("_device_library_version", &device_library_version);
+  m.def("_vendor_dict_order",
+        [](const std::vector<std::string>& names) { return vendor_dict_order(names); }, "names"_a);
   nb::class_<CoreHold>(m, "_CoreHold")
       .def(nb::init<int>(), "core"_a, nb::call_guard<GilRelease>())
       .def("release", &CoreHold::release, nb::call_guard<GilRelease>());

@@ -40,6 +40,10 @@ struct ModelInfo {
   std::vector<std::pair<std::string, std::string>> loaded_with;
   std::vector<TensorInfo> inputs;
   std::vector<TensorInfo> outputs;
+  // vendor_dict_order(inputs) / (outputs), filled once by the Runtime: the key order of the
+  // dicts run() and input_buffers() return, kept off the per-call path.
+  std::vector<size_t> input_dict_order;
+  std::vector<size_t> output_dict_order;
 };
 
 // The order in which the vendor's package keys its per-tensor (and some per-model) dicts:

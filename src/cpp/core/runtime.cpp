@@ -133,6 +133,8 @@ Runtime::Runtime(const std::vector<std::string>& files, std::string_view engine)
     const ModelInfo& mi = loaded[i].second->info();
     if (find(mi.name)) throw InvalidArgument("two loaded models are both named '" + mi.name + "'");
     infos_.push_back(mi);
+    infos_.back().input_dict_order = vendor_dict_order(mi.inputs);
+    infos_.back().output_dict_order = vendor_dict_order(mi.outputs);
     models_.push_back(loaded[i].second);
     engines.push_back(engines_[i]);
   }

@@ -161,7 +161,7 @@ nb::object make_result(const Runtime& rt, const std::vector<size_t>& models,
   for (size_t r = 0; r < results.size(); ++r) {
     const ModelInfo& mi = rt.info(models[r]);
     nb::dict outs;
-    for (size_t o : vendor_dict_order(mi.outputs))
+    for (size_t o : mi.output_dict_order)
       if (o < results[r].outputs.size())
         outs[mi.outputs[o].name.c_str()] = to_numpy(std::move(results[r].outputs[o]));
     res[mi.name.c_str()] = outs;
@@ -417,7 +417,7 @@ void bind_runtime(nb::module_& m) {
               throw InvalidArgument("model '" + rt.info(m).name + "' runs on the " +
                                     rt.engine_names()[m] +
                                     " engine, which has no device input memory; pass arrays to run()");
-            for (size_t i : vendor_dict_order(rt.info(m).inputs))
+            for (size_t i : rt.info(m).input_dict_order)
               if (i < bufs.size())
                 out[rt.info(m).inputs[i].name.c_str()] = to_device_numpy(std::move(bufs[i]));
             return nb::borrow<nb::typed<nb::dict, nb::str, nb::object>>(out);

@@ -18,6 +18,11 @@ wall time on a shared machine moves with the load of others. Goal: warm <= 1.0x 
 
     python benchmarks/bench_load.py [--rounds 5] [--big]
     python benchmarks/bench_load.py --floor     # ours vs OpenVINO's own warm import, in-process
+    python benchmarks/bench_load.py [--floor] MODEL.onnx...   # your own files instead
+
+With several files of your own, a last case loads them all at once: one HB_HBMRuntime of the
+list (the host engine compiles them side by side, one per core) against one onnxruntime
+session per file, created one after the other.
 """
 
 from __future__ import annotations
@@ -40,7 +45,7 @@ import _models
 
 CHILD = r"""
 import json, os, resource, sys, time
-kind, path = sys.argv[1], sys.argv[2]
+kind, paths = sys.argv[1], sys.argv[2].split(os.pathsep)
 cpu = lambda: (lambda r: r.ru_utime + r.ru_stime)(resource.getrusage(resource.RUSAGE_SELF))
 if kind == "onnxruntime":
     import onnxruntime as ort
@@ -54,7 +59,10 @@ else:
     if len(sys.argv) > 3:
         first = load(sys.argv[3])
 c0, t0 = cpu(), time.perf_counter()
-model = load(path)
+if kind == "onnxruntime":
+    models = [load(p) for p in paths]  # one session per file, one after the other
+else:
+    model = load(paths[0] if len(paths) == 1 else paths)  # several files: one runtime
 t1, c1 = time.perf_counter(), cpu()
 print(json.dumps({"wall_ms": (t1 - t0) * 1e3, "cpu_ms": (c1 - c0) * 1e3}))
 """
@@ -146,12 +154,17 @@ def main():
     ap.add_argument("--big", action="store_true", help="also the 64 MB MatMul chain")
     ap.add_argument("--floor", action="store_true",
                     help="only: warm loads inside one process, ours next to OpenVINO's own import")
+    ap.add_argument("files", nargs="*", metavar="MODEL.onnx",
+                    help="time these files instead of the generated models")
     args = ap.parse_args()
+    own = {os.path.basename(f): os.path.abspath(f) for f in args.files}
     print(f"machine: {platform.machine()}, {os.cpu_count()} cpus, python {platform.python_version()}")
     tiny, _ = _models.tiny_mlp("load_tiny")
     if args.floor:
-        for label, path in (("small_cnn (68 KB)", _models.small_cnn("load_small")[0]),
-                            ("ocr-size cnn (4.7 MB)", conv_net("load_ocr", 224, [32, 32, 64, 64, 128, 128, 256, 256], 11))):
+        floor_cases = own or {
+            "small_cnn (68 KB)": _models.small_cnn("load_small")[0],
+            "ocr-size cnn (4.7 MB)": conv_net("load_ocr", 224, [32, 32, 64, 64, 128, 128, 256, 256], 11)}
+        for label, path in floor_cases.items():
             proc = subprocess.run([sys.executable, "-c", FLOOR_CHILD, path, str(10 * args.rounds)],
                                   capture_output=True, text=True, timeout=900, check=True)
             med = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -159,12 +172,14 @@ def main():
             print(f"{label}, warm process, median of {10 * args.rounds}: " +
                   "  ".join(f"{k} {v:.1f} ms ({v / ort_ms:.1f}x)" for k, v in med.items()))
         return
-    cases = {
+    cases = own or {
         "small_cnn (68 KB)": _models.small_cnn("load_small")[0],
         "ocr-size cnn (4.7 MB)": conv_net("load_ocr", 224, [32, 32, 64, 64, 128, 128, 256, 256], 11),
         "large cnn (19 MB)": conv_net("load_large", 224, [64, 64, 128, 128, 256, 256, 512, 512], 12),
     }
-    if args.big:
+    if len(own) > 1:
+        cases[f"all {len(own)} at once"] = os.pathsep.join(own.values())
+    if args.big and not own:
         cases["matmul chain (64 MB)"] = matmul_chain("load_big")
     root = tempfile.mkdtemp(prefix="hbm-bench-cache-")
     try:

@@ -230,6 +230,26 @@ def test_missing_file_among_good_ones(tmp_path, lanenet_path):
     assert_mentions(str(e.value), missing)
 
 
+def test_first_bad_file_in_order_is_reported(tmp_path, lanenet_path):
+    # The host engine compiles the files side by side; the error is still the first file's,
+    # as when they load one by one.
+    garbage = tmp_path / "garbage.onnx"
+    garbage.write_bytes(b"\x08\x07 this is not a model" * 40)
+    truncated = tmp_path / "truncated.onnx"
+    whole = open(lanenet_path, "rb").read()
+    truncated.write_bytes(whole[: len(whole) // 2])
+    good = models.single(tmp_path / "good.onnx")
+    for files, named, not_named in (
+        ([lanenet_path, garbage, good, truncated], garbage, truncated),
+        ([truncated, good, garbage], truncated, garbage),
+        ([good, lanenet_path, truncated, garbage], truncated, garbage),
+    ):
+        with pytest.raises(ValueError) as e:
+            HB_HBMRuntime([os.fspath(f) for f in files])
+        assert_mentions(str(e.value), os.fspath(named))
+        assert os.fspath(not_named) not in str(e.value)
+
+
 @pytest.mark.parametrize("name", ["model.txt", "model", "model.onnx.bak", "model.pb"])
 def test_unsupported_extension(tmp_path, name):
     path = tmp_path / name

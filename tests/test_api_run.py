@@ -108,6 +108,19 @@ def test_multi_model_results_do_not_mix_up_same_shaped_models(tmp_path, open_run
     assert_outputs_match(result["twin_b"], ort_reference(p2, f2), "twin_b")
 
 
+def test_more_models_than_cores_load_at_once_in_file_order(tmp_path, open_runtime):
+    """The host engine compiles several files side by side: every model is the one its file
+    holds, in the order the files were given, whatever order the compiles finish in."""
+    paths = [models.tiny(tmp_path / f"m{i}.onnx", seed=300 + i) if i % 2 else
+             models.mlp(tmp_path / f"m{i}.onnx", seed=300 + i, layers=2 + i) for i in range(7)]
+    rt = open_runtime(paths)
+    assert list(rt.model_names) == [f"m{i}" for i in range(7)]
+    feeds = {f"m{i}": random_feeds(p, seed=i) for i, p in enumerate(paths)}
+    result = rt.run(feeds)
+    for i, p in enumerate(paths):
+        assert_outputs_match(result[f"m{i}"], ort_reference(p, feeds[f"m{i}"]), f"m{i}")
+
+
 # ---- dynamic shapes -----------------------------------------------------------------------------
 
 

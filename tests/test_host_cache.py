@@ -317,3 +317,117 @@ def test_threads_share_the_weights_of_a_large_model(tmp_path):
     growth, bad = proc.stdout.split()
     assert int(bad) == 0
     assert float(growth) < 12, f"RSS grew by {growth} MB running from 4 threads"
+
+
+# The mappings of files in the directory `cache` and their resident size, from /proc/self/smaps.
+CACHE_MAPPINGS = textwrap.dedent(
+    """
+    def cache_mappings(cache):
+        cache = os.path.realpath(cache) + "/"
+        mappings, rss_kb, inside = 0, 0, False
+        with open("/proc/self/smaps") as f:
+            for line in f:
+                fields = line.split()
+                if len(fields) >= 5 and "-" in fields[0] and ":" in fields[3]:  # a mapping's header
+                    inside = len(fields) >= 6 and line.split(None, 5)[5].startswith(cache)
+                    mappings += inside
+                elif inside and fields[0] == "Rss:":
+                    rss_kb += int(fields[1])
+        return {"mappings": mappings, "rss_kb": rss_kb}
+    """
+)
+
+# argv: cache dir, threads, files. With threads == 0, loads every file into one runtime; else
+# loads the one file in that many threads at once, a runtime each. Runs every model on the same
+# input, saves the outputs beside the cache directory and prints cache_mappings().
+LOADING_CHILD = textwrap.dedent(
+    """
+    import json, os, sys, threading
+    import numpy as np
+    import hbm_runtime
+    """
+) + CACHE_MAPPINGS + textwrap.dedent(
+    """
+    cache, threads, paths = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
+    x = np.random.default_rng(0).standard_normal((1, 64)).astype(np.float32)
+    outputs, runtimes = {}, []
+    if threads == 0:
+        rt = hbm_runtime.HB_HBMRuntime(paths)
+        runtimes.append(rt)
+        outputs = {m: rt.run(x, model_name=m)[m]["y"] for m in rt.model_names}
+    else:
+        start, errors = threading.Barrier(threads), []
+        def load(i):
+            try:
+                start.wait()
+                rt = hbm_runtime.HB_HBMRuntime(paths[0])
+                runtimes.append(rt)
+                (m,) = rt.model_names
+                outputs[f"t{i}"] = rt.run(x)[m]["y"]
+            except Exception as e:
+                errors.append(repr(e))
+        ts = [threading.Thread(target=load, args=(i,)) for i in range(threads)]
+        for t in ts: t.start()
+        for t in ts: t.join()
+        assert not errors, errors
+    np.savez(os.path.join(cache, "..", "outputs.npz"), **outputs)
+    print(json.dumps(cache_mappings(cache)))
+    """
+)
+
+
+def _load_in_child(tmp_path, cache, threads, paths):
+    """Runs LOADING_CHILD; returns (its report, the outputs it saved)."""
+    proc = subprocess.run([sys.executable, "-c", LOADING_CHILD, os.fspath(cache), str(threads)] + paths,
+                          env=_env(cache), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    with np.load(tmp_path / "outputs.npz") as z:
+        return json.loads(proc.stdout.strip().splitlines()[-1]), {k: z[k] for k in z.files}
+
+
+def _assert_blobs_released(report):
+    # OpenVINO keeps each imported blob mapped for the compiled model's life; once it has copied
+    # the weights into its own layout, those pages must not stay resident.
+    assert report["mappings"] >= 1, report
+    assert report["rss_kb"] < 1024, f"blob pages still resident after import: {report}"
+
+
+def test_imported_blobs_leave_the_rss_when_models_load_at_once(tmp_path):
+    # Three models of 5 MB of weights compiled side by side from one runtime: each compile drops
+    # only the mappings it made itself, with the others still running.
+    paths = [_mlp(tmp_path / f"w{i}.onnx", 20000, seed=20 + i) for i in range(3)]
+    cache = tmp_path / "cache"
+    x = np.random.default_rng(0).standard_normal((1, 64)).astype(np.float32)
+    for round_ in ("compile", "import"):
+        report, got = _load_in_child(tmp_path, cache, 0, paths)
+        for i, p in enumerate(paths):
+            models.assert_outputs_match({"y": got[f"w{i}"]}, models.ort_reference(p, {"x": x}), f"{round_} w{i}")
+    assert len(_entries(cache)) == 3
+    assert report["mappings"] >= 3, report
+    _assert_blobs_released(report)
+    assert not _leftovers(cache)
+
+
+@pytest.mark.parametrize("which", ["small_model_64", "large_model"])
+def test_threads_loading_one_model_at_once(request, tmp_path, which):
+    # Every thread's compile works in its own directory of hard links to the entry's blobs (the
+    # same files): each releases its own mappings only, and every result is right.
+    path = request.getfixturevalue(which)
+    cache = tmp_path / "cache"
+    x = np.random.default_rng(0).standard_normal((1, 64)).astype(np.float32)
+    ref = models.ort_reference(path, {"x": x})
+    for round_ in ("empty cache", "populated cache"):
+        report, got = _load_in_child(tmp_path, cache, 4, [path])
+        assert sorted(got) == ["t0", "t1", "t2", "t3"]
+        for k, y in got.items():
+            models.assert_outputs_match({"y": y}, ref, f"{round_} thread {k}")
+    (entry,) = _entries(cache)
+    assert _blobs(cache / entry)
+    assert not _leftovers(cache)
+    _assert_blobs_released(report)
+
+
+@pytest.fixture(scope="module")
+def small_model_64(tmp_path_factory):
+    # Small weights: one stream of one thread, replicated per calling thread.
+    return _mlp(tmp_path_factory.mktemp("cache_models") / "small64.onnx", 256, seed=2)

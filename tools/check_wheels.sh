@@ -19,7 +19,9 @@ build_python=${PYTHON:-python3}
 arch=$(uname -m)
 dist_name=hbm_runtime_universal
 version=$(sed -n 's/^__version__ = "\(.*\)"$/\1/p' "$root/src/hbm_runtime/_version.py")
-test_deps=(pytest onnx onnxruntime mypy nanobind)
+# OpenCV: the NV12 conversions and the examples are checked against it, on every Python and
+# with numpy 1.x too (pip then picks an OpenCV built for numpy 1.x).
+test_deps=(pytest onnx onnxruntime mypy nanobind opencv-python-headless)
 start=$SECONDS
 
 step() { printf '\n=== [%4ss] %s ===\n' "$((SECONDS - start))" "$*"; }

@@ -33,7 +33,6 @@
 #include <memory>
 #include <sys/mman.h>
 #include <sys/stat.h>
-#include <sys/sysmacros.h>
 #include <unistd.h>
 
 namespace hbm::ov_cache {
@@ -390,9 +389,9 @@ void Lease::publish() {
   }
 }
 
-void release_mapped_pages(const std::vector<FileId>& files, const std::string& entry_dir) {
+void release_mapped_pages(const std::vector<FileId>& files, const std::string& dir) {
   if (files.empty()) return;
-  const std::string inside = entry_dir + "/";
+  const std::string inside = dir + "/";
   std::ifstream maps("/proc/self/maps");
   std::string line;
   while (std::getline(maps, line)) {
@@ -405,14 +404,15 @@ void release_mapped_pages(const std::vector<FileId>& files, const std::string& e
     // Shared read-only mappings only: their pages are the file's own, never private copies,
     // so dropping them loses nothing.
     if (perms[1] == 'w' || perms[3] != 's' || end <= start) continue;
-    // The device /proc shows can differ from stat()'s (overlayfs, btrfs subvolumes): a path in
-    // the entry with the inode's number is then taken as the same file.
+    // Opened in `dir` itself: another compile's files (a private directory below an entry)
+    // are not ours to touch. The path, not the device, decides: the device /proc shows can
+    // differ from stat()'s (overlayfs, btrfs subvolumes).
     const size_t path_at = line.find('/');
-    const bool in_entry = path_at != std::string::npos && line.compare(path_at, inside.size(), inside) == 0;
+    if (path_at == std::string::npos || line.compare(path_at, inside.size(), inside) != 0 ||
+        line.find('/', path_at + inside.size()) != std::string::npos)
+      continue;
     for (const FileId& f : files) {
-      if (f.ino != static_cast<ino_t>(inode) ||
-          ((major(f.dev) != dev_major || minor(f.dev) != dev_minor) && !in_entry))
-        continue;
+      if (f.ino != static_cast<ino_t>(inode)) continue;
       ::madvise(reinterpret_cast<void*>(start), static_cast<size_t>(end - start), MADV_DONTNEED);
       break;
     }

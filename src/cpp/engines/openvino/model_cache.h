@@ -48,6 +48,8 @@ class Lease {
   const std::string& model_path() const { return model_; }
   // OpenVINO's CACHE_DIR for this compile.
   const std::string& cache_dir() const { return private_.empty() ? entry_ : private_; }
+  // True when cache_dir() is this lease's own directory (false: a read-only entry, read in place).
+  bool is_private() const { return !private_.empty(); }
   // The published blobs OpenVINO may import (and map) in this compile.
   const std::vector<FileId>& offered_blobs() const { return offered_; }
 
@@ -66,11 +68,13 @@ class Lease {
   std::vector<FileId> offered_;
 };
 
-// Drops this process's page-table entries of shared read-only mappings of `files` (blobs of the
-// entry `entry_dir`), so that pages OpenVINO mapped from a blob and already copied into its own
-// layout (repacked weights) stop counting in the RSS. Nothing is lost: the pages stay in the
-// page cache, and a later read maps them again. The caller holds ov::mapping_mutex() from the
-// compile that mapped them to this call.
-void release_mapped_pages(const std::vector<FileId>& files, const std::string& entry_dir);
+// Drops this process's page-table entries of shared read-only mappings of `files` opened in
+// `dir` itself (not below it), so that pages OpenVINO mapped from a blob and already copied
+// into its own layout (repacked weights) stop counting in the RSS. Nothing is lost: the pages
+// stay in the page cache, and a later read maps them again. No mapping it may touch can be
+// unmapped meanwhile: either only the caller's compile opens files in `dir` (a lease's private
+// directory), or the caller holds ov::mapping_mutex() from the compile that mapped them to
+// this call.
+void release_mapped_pages(const std::vector<FileId>& files, const std::string& dir);
 
 }  // namespace hbm::ov_cache

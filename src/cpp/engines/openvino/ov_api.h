@@ -135,9 +135,10 @@ std::optional<DataType> from_element_type(ElementType t);
 // "f32", "bf16", ... for messages.
 std::string element_type_name(ElementType t);
 
-// Held while a compile may map cache blobs and until their pages are released (see
-// ov_cache::release_mapped_pages), and while a compiled model is freed: so that no blob mapping
-// is unmapped, and its addresses reused, between reading /proc/self/maps and madvise().
+// Held while a compile may map the blobs of a read-only cache entry (which every load of it maps
+// in place) and until their pages are released (see ov_cache::release_mapped_pages), and while
+// a compiled model is freed: so that no such mapping is unmapped, and its addresses reused,
+// between reading /proc/self/maps and madvise(). Compiles from a private directory need not.
 std::recursive_mutex& mapping_mutex();
 
 // unique_ptr deleters that call the matching *_free.

@@ -645,15 +645,23 @@ ov::Owned<ov::CompiledModel> compile_cached(const ov::Core& core, ov_cache::Leas
         [&] { return "compiling model '" + spec.file + "' through the cache"; });
     return ov::Owned<ov::CompiledModel>(raw);
   };
+  // OpenVINO maps the blob it imports and keeps the mapping, whose weights it has copied into
+  // its own layout by the end of the compile: those pages need not stay in our RSS.
   ov::Owned<ov::CompiledModel> compiled;
   if (lease.offered_blobs().empty()) {
     compiled = compile();  // nothing to import: OpenVINO compiles and writes a blob
+  } else if (lease.is_private()) {
+    // Only this compile opens files in the lease's private directory: the mappings found
+    // there are this compiled model's, which nothing can unmap before we return it. Other
+    // compiles, of this entry too, run meanwhile.
+    compiled = compile();
+    ov_cache::release_mapped_pages(lease.offered_blobs(), lease.cache_dir());
   } else {
-    // OpenVINO maps the blob it imports and keeps the mapping, whose weights it has copied
-    // into its own layout by the end of the compile: those pages need not stay in our RSS.
+    // A read-only entry is mapped in place by every load of it: no other compile or free of
+    // one may unmap a mapping of it between the scan and madvise().
     std::lock_guard lock(ov::mapping_mutex());
     compiled = compile();
-    ov_cache::release_mapped_pages(lease.offered_blobs(), lease.entry_dir());
+    ov_cache::release_mapped_pages(lease.offered_blobs(), lease.cache_dir());
   }
   retire_hwloc_entry();
   lease.publish();

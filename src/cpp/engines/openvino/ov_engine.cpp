@@ -29,8 +29,8 @@ class OvEngine final : public Engine {
 
   // Several files compile side by side, one per host core (OpenVINO's Core takes concurrent
   // compiles, and one compile keeps one core busy), largest file first so that a big one does
-  // not start last. Every file is attempted; the error reported is the first in file order,
-  // the one a load file by file would have raised.
+  // not start last; up to 1 GiB of files in all. Every file is attempted; the error reported
+  // is the first in file order, the one a load file by file would have raised.
   std::vector<std::shared_ptr<Model>> load(const std::vector<std::string>& files) override {
     std::vector<std::shared_ptr<Model>> out(files.size());
     std::vector<std::exception_ptr> errors(files.size());
@@ -54,8 +54,15 @@ class OvEngine final : public Engine {
         }
       }
     };
+    // Compiles side by side also hold their working copies of the weights at the same time:
+    // a set of files larger than this compiles one file after the other, as a single load does.
+    constexpr uintmax_t kSideBySideBytes = uintmax_t{1} << 30;
+    uintmax_t total = 0;
+    for (uintmax_t s : sizes) total += s;
     const size_t helpers =
-        std::min<size_t>(files.size(), static_cast<size_t>(Scheduler::default_cores())) - 1;
+        total > kSideBySideBytes
+            ? 0
+            : std::min<size_t>(files.size(), static_cast<size_t>(Scheduler::default_cores())) - 1;
     std::vector<std::jthread> threads;
     for (size_t t = 0; t < helpers; ++t) {
       try {

@@ -650,16 +650,14 @@ ov::Owned<ov::CompiledModel> compile_cached(const ov::Core& core, ov_cache::Leas
   ov::Owned<ov::CompiledModel> compiled;
   if (lease.offered_blobs().empty()) {
     compiled = compile();  // nothing to import: OpenVINO compiles and writes a blob
-  } else if (lease.is_private()) {
-    // Only this compile opens files in the lease's private directory: the mappings found
-    // there are this compiled model's, which nothing can unmap before we return it. Other
-    // compiles, of this entry too, run meanwhile.
-    compiled = compile();
-    ov_cache::release_mapped_pages(lease.offered_blobs(), lease.cache_dir());
   } else {
-    // A read-only entry is mapped in place by every load of it: no other compile or free of
-    // one may unmap a mapping of it between the scan and madvise().
-    std::lock_guard lock(ov::mapping_mutex());
+    // Only this compile opens files in a lease's private directory: the mappings found there
+    // are this compiled model's, which nothing can unmap before we return it, so other
+    // compiles, of this entry too, run meanwhile. A read-only entry is mapped in place by
+    // every load of it: no other compile or free of one may unmap a mapping of it between the
+    // scan and madvise().
+    std::unique_lock<std::recursive_mutex> lock;
+    if (!lease.is_private()) lock = std::unique_lock(ov::mapping_mutex());
     compiled = compile();
     ov_cache::release_mapped_pages(lease.offered_blobs(), lease.cache_dir());
   }
